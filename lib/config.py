@@ -1,0 +1,250 @@
+"""The shareable configuration: every setting a page can show, validated, mirrored in the URL.
+
+Query strings come from strangers. Every value is parsed by the parameter that owns it; a value
+out of range is clamped, an unusable one replaced by the default, and each correction becomes a
+notice the page shows. Nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lib.models import DEFAULT_MODEL
+
+MAX_PROMPT_CHARS = 2000
+MAX_PROMPT_TOKENS = 128
+MAX_NEW_TOKENS = 128
+MAX_LAYER = 64
+MAX_HEAD = 63
+MAX_SEED = 2**31 - 1
+DEFAULT_PROMPT = "The cure for cancer is"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One URL parameter: its name, default, and how a string from a URL becomes a value."""
+
+    name: str
+    default: Any
+    help: str
+
+    def parse(self, raw: str) -> tuple[Any, str | None]:
+        """Return (value, notice); the notice is None when the raw string was fine as it was."""
+        raise NotImplementedError
+
+    def render(self, value: Any) -> str:
+        return str(value)
+
+    def describe(self) -> str:
+        """The accepted values, for the README table."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class IntParam(Param):
+    low: int = 0
+    high: int = 0
+    optional: bool = False  # an empty value means "none" (e.g. no seed: greedy decoding)
+
+    def parse(self, raw: str) -> tuple[Any, str | None]:
+        text = raw.strip()
+        if self.optional and text.lower() in {"", "none"}:
+            return None, None
+        try:
+            number = int(text)
+        except ValueError:
+            return self.default, f"`{self.name}` must be a whole number; using {self.default}."
+        clamped = min(max(number, self.low), self.high)
+        if clamped != number:
+            return clamped, f"`{self.name}` must be {self.low}–{self.high}; using {clamped}."
+        return number, None
+
+    def render(self, value: Any) -> str:
+        return "" if value is None else str(value)
+
+    def describe(self) -> str:
+        return f"{self.low}–{self.high}" + (" or empty" if self.optional else "")
+
+
+@dataclass(frozen=True)
+class ChoiceParam(Param):
+    choices: tuple[str, ...] = ()
+
+    def parse(self, raw: str) -> tuple[Any, str | None]:
+        value = raw.strip().lower()
+        if value in self.choices:
+            return value, None
+        return (
+            self.default,
+            f"`{self.name}` must be one of {', '.join(self.choices)}; using {self.default}.",
+        )
+
+    def describe(self) -> str:
+        return " / ".join(self.choices)
+
+
+@dataclass(frozen=True)
+class HeadParam(Param):
+    """A query head number, or `all` for the mean (and max) over heads."""
+
+    high: int = MAX_HEAD
+
+    def parse(self, raw: str) -> tuple[Any, str | None]:
+        text = raw.strip().lower()
+        if text == "all":
+            return "all", None
+        return IntParam(self.name, self.default, self.help, 0, self.high).parse(text)
+
+    def describe(self) -> str:
+        return f"all, or 0–{self.high}"
+
+
+@dataclass(frozen=True)
+class TextParam(Param):
+    max_chars: int = MAX_PROMPT_CHARS
+
+    def parse(self, raw: str) -> tuple[Any, str | None]:
+        return clean_prompt(raw, self.max_chars, self.default)
+
+    def describe(self) -> str:
+        return f"text, up to {self.max_chars} characters"
+
+
+@dataclass(frozen=True)
+class ModelParam(Param):
+    """A model id is looked up in the registry; a path or unknown name never reaches a loader."""
+
+    def parse(self, raw: str) -> tuple[Any, str | None]:
+        from lib.models import registry
+
+        value = raw.strip()
+        if value in registry():
+            return value, None
+        shown = value[:40].encode("unicode_escape").decode()
+        return self.default, f"Unknown model `{shown}`; using {self.default}."
+
+    def describe(self) -> str:
+        from lib.models import registry
+
+        return " / ".join(registry())
+
+
+def clean_prompt(raw: str, max_chars: int, default: str) -> tuple[str, str | None]:
+    """Strip control characters, cap the length, refuse an empty prompt (with a notice each)."""
+    notices = []
+    kept = "".join(
+        char
+        for char in raw
+        if char in "\n\t" or unicodedata.category(char) not in {"Cc", "Cs", "Co", "Cn"}
+    )
+    if kept != raw:
+        notices.append("control characters were removed from the prompt")
+    if len(kept) > max_chars:
+        kept = kept[:max_chars]
+        notices.append(f"the prompt was cut to {max_chars} characters")
+    if not kept.strip():
+        return default, f"The prompt was empty; using the example “{default}”."
+    return kept, ("; ".join(notices).capitalize() + ".") if notices else None
+
+
+PARAMS: tuple[Param, ...] = (
+    TextParam("prompt", DEFAULT_PROMPT, "the text the model continues"),
+    ModelParam("model", DEFAULT_MODEL, "model id from the registry"),
+    IntParam("new", 24, "tokens to generate", 1, MAX_NEW_TOKENS),
+    IntParam("token", 0, "selected token position (clamped to the sequence)", 0, 10_000),
+    IntParam("layer", 0, "selected layer (clamped to the model's depth)", 0, MAX_LAYER),
+    HeadParam("head", "all", "query head, or all"),
+    ChoiceParam("cache", "on", "KV cache on or off", choices=("on", "off")),
+    ChoiceParam("dtype", "float32", "precision of the weights", choices=("float32", "bfloat16")),
+    ChoiceParam("arch", "transformer", "architecture", choices=("transformer", "rnn", "feedback")),
+    IntParam("seed", None, "sampling seed; empty for greedy decoding", 0, MAX_SEED, optional=True),
+)
+PARAMS_BY_NAME = {param.name: param for param in PARAMS}
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """Everything a view depends on. Field names are the public URL parameter names."""
+
+    prompt: str = DEFAULT_PROMPT
+    model: str = DEFAULT_MODEL
+    new: int = 24
+    token: int = 0
+    layer: int = 0
+    head: int | str = "all"
+    cache: str = "on"
+    dtype: str = "float32"
+    arch: str = "transformer"
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Validated:
+    config: ViewConfig
+    notices: tuple[str, ...]
+
+
+def from_query(query: Mapping[str, Sequence[str] | str], known: Iterable[str] = ()) -> Validated:
+    """Build a config from a query string's parameters; every correction becomes a notice.
+
+    `known` names parameters that belong to something else on the page (left alone, no notice).
+    """
+    values: dict[str, Any] = {}
+    notices: list[str] = []
+    for name, raw_values in query.items():
+        given = [raw_values] if isinstance(raw_values, str) else list(raw_values)
+        param = PARAMS_BY_NAME.get(name)
+        if param is None:
+            if name not in known:
+                shown = name[:30].encode("unicode_escape").decode()
+                notices.append(f"Ignored unknown parameter `{shown}`.")
+            continue
+        if not given:
+            continue
+        if len(given) > 1:
+            notices.append(f"`{name}` was given {len(given)} times; using the last one.")
+        value, notice = param.parse(given[-1])
+        values[name] = value
+        if notice:
+            notices.append(notice)
+    return Validated(ViewConfig(**values), tuple(notices))
+
+
+def to_query(config: ViewConfig) -> dict[str, str]:
+    """The non-default settings as URL parameters: the shortest link that reproduces the view."""
+    defaults = ViewConfig()
+    return {
+        param.name: param.render(getattr(config, param.name))
+        for param in PARAMS
+        if getattr(config, param.name) != getattr(defaults, param.name)
+    }
+
+
+def parameters_markdown() -> str:
+    """The table of URL parameters for the README, generated so the two cannot drift apart."""
+    defaults = ViewConfig()
+    rows = ["| parameter | meaning | accepted values | default |", "| --- | --- | --- | --- |"]
+    for param in PARAMS:
+        default = param.render(getattr(defaults, param.name)) or "(none)"
+        rows.append(f"| `{param.name}` | {param.help} | {param.describe()} | `{default}` |")
+    return "\n".join(rows)
+
+
+def replace(config: ViewConfig, **changes: Any) -> ViewConfig:
+    return dataclasses.replace(config, **changes)
+
+
+def clamp_index(name: str, value: int, size: int) -> tuple[int, str | None]:
+    """Clamp a position or layer to what this trace actually has (known only after the run)."""
+    if 0 <= value < size:
+        return value, None
+    clamped = min(max(value, 0), size - 1)
+    return clamped, f"`{name}` must be 0–{size - 1} here; using {clamped}."
+
+
+if __name__ == "__main__":
+    print(parameters_markdown())  # paste between the README's parameter markers

@@ -1,0 +1,59 @@
+"""The controls shared by every page: prompt (with presets), model, tokens to generate.
+
+They live in the entrypoint's sidebar so that their URL parameters survive page switches.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lib import content, models
+from lib.config import MAX_NEW_TOKENS, MAX_PROMPT_CHARS
+from lib.ui.state import bound, current
+
+
+def _use_preset() -> None:
+    chosen = st.session_state.get("_preset")
+    if chosen is not None:
+        st.session_state["prompt"] = chosen.prompt
+
+
+def show() -> None:
+    cfg = current().config
+    registry = models.registry()
+    with st.sidebar:
+        st.selectbox(
+            "Example prompts",
+            content.presets(),
+            index=None,
+            format_func=lambda preset: preset.label,
+            key="_preset",
+            on_change=_use_preset,
+            placeholder="Pick an example…",
+        )
+        bound(
+            st.text_area,
+            "prompt",
+            "Prompt",
+            {"value": cfg.prompt},
+            max_chars=MAX_PROMPT_CHARS,
+            height=100,
+            help="The text the model continues. Press Ctrl+Enter to apply.",
+        )
+        ids = list(registry)
+        bound(
+            st.selectbox,
+            "model",
+            "Model",
+            {"index": ids.index(cfg.model) if cfg.model in ids else 0},
+            options=ids,
+            format_func=lambda model_id: registry[model_id].label,
+        )
+        bound(
+            st.slider,
+            "new",
+            "Tokens to generate",
+            {"value": cfg.new},
+            min_value=1,
+            max_value=MAX_NEW_TOKENS,
+        )

@@ -1,0 +1,41 @@
+"""Markdown built from text that users and the model wrote: escaped, never rendered as HTML."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape every character Markdown (or Streamlit's LaTeX `$`) would interpret."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", "  \n")
+
+
+def token_chips(labels: Sequence[str]) -> str:
+    """Tokens as a row of code spans; a label's own backticks cannot close the span."""
+    return " ".join(f"`{label.replace('`', 'ˋ')}`" for label in labels)
+
+
+def _bold(text: str) -> str:
+    """Bold that Markdown accepts: it may neither open on a space nor span a line break."""
+    pieces = []
+    for line in text.split("\n"):
+        lead = line[: len(line) - len(line.lstrip())]
+        pieces.append(f"{lead}**{escape_markdown(line.strip())}**" if line.strip() else "")
+    return "  \n".join(pieces)
+
+
+def continuation(prompt: str, generated: str, done: bool) -> str:
+    """The prompt, then the generated text in bold (with a cursor while it is still coming)."""
+    cursor = "" if done else " ▌"
+    return f"{escape_markdown(prompt)}{_bold(generated)}{cursor}"
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(count) < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GB"

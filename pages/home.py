@@ -1,0 +1,54 @@
+"""Home: the question, the prompt as tokens, the model's continuation, the model's shape."""
+
+import streamlit as st
+
+from lib import content
+from lib.trace import decode_text, token_labels
+from lib.ui import resources, state, text
+
+cfg = state.current().config
+st.title(content.page_text("home", "title"))
+st.markdown(content.page_text("home", "intro"))
+
+lm = resources.loaded_model(cfg)
+prompt = resources.encoded_prompt(cfg)
+for notice in prompt.notices:
+    st.warning(notice, icon="✂️")
+
+st.subheader(f"Your prompt, as the model sees it: {len(prompt.ids)} tokens")
+st.markdown(text.token_chips(token_labels(lm, prompt.ids)))
+
+st.subheader("The model's continuation")
+prompt_text = decode_text(lm, prompt.ids)  # as the model read it, after any cut
+live = st.empty()
+shown: list[int] = []
+
+
+def stream(step) -> None:
+    shown.append(step.token_id)
+    live.markdown(text.continuation(prompt_text, decode_text(lm, shown), done=False))
+
+
+run = resources.generation(cfg, prompt.ids, on_step=stream)
+live.markdown(text.continuation(prompt_text, decode_text(lm, run.new_ids), done=True))
+st.caption(
+    f"{len(run.steps)} tokens, greedy decoding with the KV cache on, "
+    f"{run.seconds.sum():.2f} s of forward passes on this machine's CPU."
+)
+
+shape = lm.shape
+st.subheader(f"The model: {lm.spec.label}")
+columns = st.columns(6)
+columns[0].metric("Layers", shape.layers)
+columns[1].metric("Query heads", shape.heads)
+columns[2].metric("KV heads", shape.kv_heads)
+columns[3].metric("Hidden size", shape.hidden)
+columns[4].metric("Head size", shape.head_dim)
+columns[5].metric("Cache per token", text.human_bytes(shape.cache_bytes_per_token))
+held = len(prompt.ids) + len(run.steps) - 1  # the last token chosen was never fed back
+st.caption(
+    f"Every token leaves 2 × {shape.layers} layers × {shape.kv_heads} KV heads × "
+    f"{shape.head_dim} values × {shape.bytes_per_value} bytes = "
+    f"{text.human_bytes(shape.cache_bytes_per_token)} in the cache. After this run the cache "
+    f"held {held} tokens: {text.human_bytes(int(run.cache_bytes[-1]))}, measured on its tensors."
+)

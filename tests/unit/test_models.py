@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from lib import models
+
+
+def test_registry_has_the_default_and_the_tiny_model():
+    assert {"smollm2-135m", "tiny-random"} <= set(models.registry())
+
+
+def test_local_folders_come_only_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(models.LOCAL_MODELS_ENV, f"workshop={tmp_path};broken;=nameless")
+    registry = models.registry()
+    assert registry["workshop"].kind == "local"
+    assert registry["workshop"].folder == str(tmp_path)
+    assert "broken" not in registry and "" not in registry
+
+
+def test_unknown_model_is_refused_with_a_message():
+    with pytest.raises(models.ModelUnavailable, match="Unknown model"):
+        models.load("../../etc/passwd")
+
+
+def test_tiny_model_is_seeded_and_uses_eager_attention(tiny):
+    again = models.tiny_model()
+    for (name, a), (_, b) in zip(
+        tiny.model.state_dict().items(), again.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert tiny.model.config._attn_implementation == "eager"
+    assert tiny.shape.kv_heads < tiny.shape.heads  # grouped-query attention, like SmolLM2
+
+
+def test_cache_bytes_per_token_formula(tiny):
+    shape = tiny.shape
+    assert shape.cache_bytes_per_token == 2 * shape.layers * shape.kv_heads * shape.head_dim * 4
+
+
+def test_tiny_tokenizer_round_trips_any_unicode(tiny):
+    text = "héllo 🙂 שלום\n\tx"
+    ids = tiny.tokenizer(text, add_special_tokens=False).input_ids
+    assert tiny.tokenizer.decode(ids) == text
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))
+    assert models.converted_folder().parent == tmp_path
+
+
+def test_a_missing_local_folder_gives_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv(models.LOCAL_MODELS_ENV, f"gone={tmp_path / 'nothing'}")
+    with pytest.raises(models.ModelUnavailable, match="Could not load"):
+        models.load("gone")

@@ -1,0 +1,16 @@
+from pathlib import Path
+
+from lib.config import parameters_markdown
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_documents_every_parameter_as_the_code_defines_it():
+    text = README.read_text()
+    documented = text.split("<!-- parameters:start -->\n")[1].split("\n<!-- parameters:end -->")[0]
+    assert documented == parameters_markdown()
+
+
+def test_readme_names_the_two_commands_first():
+    text = README.read_text()
+    assert text.index("make run") < text.index("make test") < text.index("## ")

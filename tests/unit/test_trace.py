@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import torch
+
+from lib.trace import encode_prompt, run_trace, token_label
+
+
+def plain_forward(lm, ids):
+    with torch.inference_mode():
+        return lm.model(
+            input_ids=torch.tensor([ids]), output_attentions=True, output_hidden_states=True
+        )
+
+
+def test_trace_matches_a_plain_forward(tiny):
+    ids = list(encode_prompt(tiny, "The cure for cancer is", 64).ids)
+    trace = run_trace(tiny, ids)
+    out = plain_forward(tiny, ids)
+    T, L = len(ids), tiny.shape.layers
+    assert trace.hidden.shape == (L + 1, T, tiny.shape.hidden)
+    assert trace.attentions.shape == (L, tiny.shape.heads, T, T)
+    assert trace.keys.shape == (L, tiny.shape.kv_heads, T, tiny.shape.head_dim)
+    np.testing.assert_allclose(trace.attentions, torch.stack(out.attentions)[:, 0], atol=1e-6)
+    np.testing.assert_allclose(trace.hidden, torch.stack(out.hidden_states)[:, 0], atol=1e-5)
+    logits = out.logits[0]
+    np.testing.assert_array_equal(trace.top_ids[:, 0], logits.argmax(-1).numpy())
+    np.testing.assert_allclose(trace.logsumexp, torch.logsumexp(logits, -1), rtol=1e-6)
+
+
+def test_trace_arrays_are_read_only(tiny):
+    trace = run_trace(tiny, [1, 2, 3])
+    with pytest.raises(ValueError):
+        trace.hidden[0, 0, 0] = 1.0
+
+
+def test_cached_keys_are_the_models_projection_of_the_layer_input(tiny):
+    """K at layer l is k_proj(norm(hidden state entering layer l)), rotated: check before RoPE."""
+    ids = [5, 9, 2, 7]
+    trace = run_trace(tiny, ids)
+    layer = tiny.model.model.layers[1]
+    with torch.inference_mode():
+        entering = torch.from_numpy(trace.hidden[1].copy())  # (T, d)
+        values = layer.self_attn.v_proj(layer.input_layernorm(entering))  # (T, kv*hd)
+    expected = values.view(len(ids), tiny.shape.kv_heads, -1).transpose(0, 1)
+    np.testing.assert_allclose(trace.values[1], expected.numpy(), atol=1e-5)
+
+
+def test_probabilities_and_entropy(tiny):
+    trace = run_trace(tiny, [3, 4, 5])
+    assert np.all(trace.top_probs <= 1) and np.all(trace.top_probs.sum(-1) <= 1 + 1e-5)
+    assert np.all(trace.entropy > 0)
+
+
+def test_prompt_budget_truncates_with_a_notice(tiny):
+    encoded = encode_prompt(tiny, "x" * 50, max_tokens=10)
+    assert len(encoded.ids) == 10 and "first 10" in encoded.notices[0]
+    assert encode_prompt(tiny, "short", 10).notices == ()
+
+
+def test_token_labels_are_readable(tiny, real):
+    assert token_label(tiny.tokenizer, tiny.tokenizer(" ").input_ids[0]) == "·"
+    partial = real.tokenizer("שלום", add_special_tokens=False).input_ids
+    labels = [token_label(real.tokenizer, i) for i in partial]
+    assert all("\ufffd" not in label for label in labels)
