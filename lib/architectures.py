@@ -1,0 +1,305 @@
+"""Who can read what: three dependency rules on one token × layer grid.
+
+A cell `(t, l)` is the state of token `t` (0..T-1) after layer `l`: `l = 0` is the token's input
+embedding (it has no parents), `l = 1..L` are the outputs of layer `l`. Each architecture is only a
+`parents` rule on that grid; every graph number on the page (ancestor and descendant cones, the
+longest serial path) is derived from `parents` by the shared functions below, so the three
+architectures cannot drift apart in how they are measured. The toy torch models in `lib.toy` are
+checked against these same rules with autograd.
+
+The rules:
+
+* transformer: `(t, l) ← (i, l-1)` for every `i ≤ t` — a layer reads the layer below, of every
+  token so far, but never a higher layer of the past;
+* stacked RNN: `(t, l) ← (t-1, l), (t, l-1)` — the past arrives only through one hidden vector per
+  layer;
+* feedback transformer (Fan et al. 2020, arXiv:2002.09402): `(t, l) ← (t, l-1)` and the memories
+  `m_i` for `i < t`, where `m_i` mixes every layer `(i, 0..L)` of token `i`; on the cell grid that
+  is `(t, l) ← (t, l-1)` and every `(i, l')` with `i < t`. Every layer reads the top of the past, at
+  the price of computing one token at a time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Literal, NamedTuple
+
+import numpy as np
+
+Cell = tuple[int, int]
+Direction = Literal["past", "future"]
+
+
+class Memory(NamedTuple):
+    """The feedback transformer's memory vector of one token; drawn between the cells."""
+
+    token: int
+
+
+Node = Cell | Memory
+
+
+@dataclass(frozen=True)
+class Architecture(ABC):
+    """One dependency rule on the grid of `layers` + 1 rows; `parents` is the whole definition."""
+
+    name: ClassVar[str]
+    layers: int
+
+    def __post_init__(self) -> None:
+        if self.layers < 1:
+            raise ValueError(f"layers must be at least 1, got {self.layers}")
+
+    @abstractmethod
+    def parents(self, cell: Cell) -> tuple[Cell, ...]:
+        """The cells whose values the computation of `cell` reads directly."""
+
+    @abstractmethod
+    def state_values(self, t: int, width: int) -> int:
+        """How many numbers must be carried from steps 0..t-1 into step t at generation time."""
+
+    @abstractmethod
+    def training_sequential_steps(self, tokens: int) -> int:
+        """Layer computations that must run one after another to process `tokens` tokens when
+        every independent computation runs in parallel (the critical path of the training pass)."""
+
+    @abstractmethod
+    def readable_past(self, t: int) -> str:
+        """A short sentence for the page: what step `t` can read of the past."""
+
+    def state_bytes(self, t: int, width: int, bytes_per_value: int = 4) -> int:
+        """`state_values` in bytes (float32 by default)."""
+        return self.state_values(t, width) * bytes_per_value
+
+    def check_cell(self, cell: Cell) -> None:
+        """Raise if `cell` is not on the grid: tokens are 0.., layers 0..L."""
+        t, layer = cell
+        if t < 0 or not 0 <= layer <= self.layers:
+            raise ValueError(f"cell {cell} is off the grid of layers 0..{self.layers}")
+
+
+@dataclass(frozen=True)
+class TransformerRule(Architecture):
+    """Causal transformer: the KV cache holds layer l-1 of every past token for layer l."""
+
+    name: ClassVar[str] = "transformer"
+
+    def parents(self, cell: Cell) -> tuple[Cell, ...]:
+        self.check_cell(cell)
+        t, layer = cell
+        if layer == 0:
+            return ()
+        return tuple((i, layer - 1) for i in range(t + 1))
+
+    def state_values(self, t: int, width: int) -> int:
+        """KV cache: one key and one value of `width` numbers, per layer, per past token."""
+        _check_step(t, width)
+        return 2 * self.layers * t * width
+
+    def training_sequential_steps(self, tokens: int) -> int:
+        """`L`: each layer handles all positions at once, so the sequence length costs no depth."""
+        _check_tokens(tokens)
+        return self.layers
+
+    def readable_past(self, t: int) -> str:
+        _check_t(t)
+        if t == 0:
+            return "Token 0 has no past: each layer reads only the layer below of itself."
+        return (
+            f"Each layer l reads layer l−1 of all {t} earlier tokens (the KV cache grows with "
+            "every token), but never a higher layer of the past: what a past token worked out "
+            "in its top layer is out of reach."
+        )
+
+
+@dataclass(frozen=True)
+class RNNRule(Architecture):
+    """Stacked RNN: layer l of token t reads its own previous hidden vector and the layer below."""
+
+    name: ClassVar[str] = "rnn"
+
+    def parents(self, cell: Cell) -> tuple[Cell, ...]:
+        self.check_cell(cell)
+        t, layer = cell
+        if layer == 0:
+            return ()
+        return ((t - 1, layer), (t, layer - 1)) if t >= 1 else ((t, layer - 1),)
+
+    def state_values(self, t: int, width: int) -> int:
+        """One hidden vector per layer, whatever `t` is: the state never grows."""
+        _check_step(t, width)
+        return self.layers * width
+
+    def training_sequential_steps(self, tokens: int) -> int:
+        """`T + L - 1`: cell (t, l) can run at wave t + l once (t-1, l) and (t, l-1) are done, so
+        layers pipeline along the diagonal. A layer-by-layer implementation needs `T · L`; either
+        way the time axis cannot be parallelised."""
+        _check_tokens(tokens)
+        return tokens + self.layers - 1
+
+    def readable_past(self, t: int) -> str:
+        _check_t(t)
+        if t == 0:
+            return "Token 0 starts from zero hidden vectors: there is no past to read."
+        return (
+            f"Each layer reads only its own hidden vector from step {t - 1}: the {t} earlier "
+            f"tokens are squeezed into {self.layers} fixed-size vectors, whatever the length."
+        )
+
+
+@dataclass(frozen=True)
+class FeedbackRule(Architecture):
+    """Feedback transformer: every layer reads the memories, each a mix of all layers of one past
+    token, so the top of the past is visible to the bottom of the present."""
+
+    name: ClassVar[str] = "feedback"
+
+    def parents(self, cell: Cell) -> tuple[Cell, ...]:
+        self.check_cell(cell)
+        t, layer = cell
+        if layer == 0:
+            return ()
+        past = tuple((i, k) for i in range(t) for k in range(self.layers + 1))
+        return (*past, (t, layer - 1))
+
+    def memory_edges(self, tokens: int) -> tuple[tuple[Node, Node], ...]:
+        """Edges through the memory nodes, for drawing: every cell of token i writes `m_i`, and
+        `m_i` is read by every layer ≥ 1 of every later token. Together with the in-token edges
+        `(t, l-1) → (t, l)` this draws the same dependencies as `parents` with far fewer arrows."""
+        _check_tokens(tokens)
+        writes = [((i, k), Memory(i)) for i in range(tokens) for k in range(self.layers + 1)]
+        reads = [
+            (Memory(i), (t, layer))
+            for t in range(tokens)
+            for layer in range(1, self.layers + 1)
+            for i in range(t)
+        ]
+        return tuple(writes + reads)
+
+    def state_values(self, t: int, width: int) -> int:
+        """One memory vector per past token (`t · width`); each layer recomputes its own keys and
+        values from the memories. Caching those per layer as well would cost `2 · L · t · width`,
+        like a transformer's KV cache."""
+        _check_step(t, width)
+        return t * width
+
+    def training_sequential_steps(self, tokens: int) -> int:
+        """`T · L`: layer 1 of token t needs the memory of token t-1, which needs its top layer,
+        so every layer of every token lies on one chain; nothing runs in parallel over time."""
+        _check_tokens(tokens)
+        return tokens * self.layers
+
+    def readable_past(self, t: int) -> str:
+        _check_t(t)
+        if t == 0:
+            return "Token 0 has no memories to read: each layer reads only the layer below."
+        return (
+            f"Every layer reads {t} memory vectors, one per earlier token, each a learned mix of "
+            "all that token's layers — including the top one — at the price of one token at a "
+            "time."
+        )
+
+
+ARCHITECTURES: dict[str, type[Architecture]] = {
+    rule.name: rule for rule in (TransformerRule, RNNRule, FeedbackRule)
+}
+
+
+def make_rule(name: str, layers: int) -> Architecture:
+    """The rule called `name` ("transformer", "rnn" or "feedback") on a grid of `layers` layers."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[name](layers)
+
+
+def grid(rule: Architecture, tokens: int) -> tuple[Cell, ...]:
+    """All cells of `tokens` tokens, in (t, l) order — a topological order for every rule here."""
+    _check_tokens(tokens)
+    return tuple((t, layer) for t in range(tokens) for layer in range(rule.layers + 1))
+
+
+def edges(rule: Architecture, tokens: int) -> tuple[tuple[Cell, Cell], ...]:
+    """Every (parent, child) pair among the first `tokens` tokens, for drawing arrows."""
+    return tuple((parent, cell) for cell in grid(rule, tokens) for parent in rule.parents(cell))
+
+
+def ancestors(rule: Architecture, cell: Cell) -> frozenset[Cell]:
+    """Every cell `cell` depends on, directly or not (its past light cone, `cell` excluded)."""
+    seen: set[Cell] = set()
+    todo = list(rule.parents(cell))
+    while todo:
+        parent = todo.pop()
+        if parent not in seen:
+            seen.add(parent)
+            todo.extend(rule.parents(parent))
+    return frozenset(seen)
+
+
+def descendants(rule: Architecture, cell: Cell, tokens: int) -> frozenset[Cell]:
+    """Every cell among the first `tokens` tokens that depends on `cell` (`cell` excluded).
+
+    One pass in topological order: a cell is a descendant when one of its parents is `cell` or a
+    descendant already found."""
+    rule.check_cell(cell)
+    reached = {cell}
+    for child in grid(rule, tokens):
+        if any(parent in reached for parent in rule.parents(child)):
+            reached.add(child)
+    return frozenset(reached - {cell})
+
+
+def cone_mask(
+    rule: Architecture, cell: Cell, tokens: int, direction: Direction = "past"
+) -> np.ndarray:
+    """Boolean (tokens, L+1) mask of the ancestors ("past") or descendants ("future") of `cell`;
+    `cell` itself is False."""
+    cone = ancestors(rule, cell) if direction == "past" else descendants(rule, cell, tokens)
+    mask = np.zeros((tokens, rule.layers + 1), dtype=bool)
+    for t, layer in cone:
+        if t < tokens:
+            mask[t, layer] = True
+    return mask
+
+
+def ancestor_masks(rule: Architecture, tokens: int) -> np.ndarray:
+    """Boolean (T, L+1, T, L+1) array: `[t, l, i, k]` is True when (t, l) depends on (i, k).
+    This is what the toy models' autograd dependency pattern is compared with."""
+    masks = np.zeros((tokens, rule.layers + 1, tokens, rule.layers + 1), dtype=bool)
+    for cell in grid(rule, tokens):
+        masks[cell] = cone_mask(rule, cell, tokens)
+    return masks
+
+
+def longest_path(rule: Architecture, src_token: int, dst_token: int) -> int | None:
+    """The longest chain of dependent computations, in edges, from any cell of token `src_token`
+    to any cell of token `dst_token` — the serial depth no amount of parallel hardware removes.
+    None when no cell of `dst_token` depends on `src_token` (i.e. `dst_token < src_token`).
+
+    Dynamic programming in (t, l) order; cells before `src_token` cannot start a chain."""
+    if src_token < 0 or dst_token < src_token:
+        return None
+    depth: dict[Cell, int] = {}
+    for cell in grid(rule, dst_token + 1):
+        reached = [depth[parent] + 1 for parent in rule.parents(cell) if parent in depth]
+        if cell[0] == src_token:
+            reached.append(0)
+        if reached:
+            depth[cell] = max(reached)
+    return max(depth[cell] for cell in depth if cell[0] == dst_token)
+
+
+def _check_tokens(tokens: int) -> None:
+    if tokens < 1:
+        raise ValueError(f"need at least one token, got {tokens}")
+
+
+def _check_t(t: int) -> None:
+    if t < 0:
+        raise ValueError(f"need a step t ≥ 0, got {t}")
+
+
+def _check_step(t: int, width: int) -> None:
+    _check_t(t)
+    if width < 1:
+        raise ValueError(f"need width ≥ 1, got {width}")
