@@ -6,6 +6,7 @@ from lib.ui import sidebar, state
 
 PAGES = [
     st.Page("pages/home.py", title="The question", icon="❓", url_path="", default=True),
+    # pages: end
 ]
 
 

@@ -8,6 +8,7 @@ notice the page shows. Nothing here raises on bad input.
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ class Param:
     name: str
     default: Any
     help: str
+
+    @property
+    def attr(self) -> str:
+        """The ViewConfig field: the name itself, or `from_` for a Python keyword like `from`."""
+        return f"{self.name}_" if keyword.iskeyword(self.name) else self.name
 
     def parse(self, raw: str) -> tuple[Any, str | None]:
         """Return (value, notice); the notice is None when the raw string was fine as it was."""
@@ -162,6 +168,29 @@ PARAMS: tuple[Param, ...] = (
     ChoiceParam("dtype", "float32", "precision of the weights", choices=("float32", "bfloat16")),
     ChoiceParam("arch", "transformer", "architecture", choices=("transformer", "rnn", "feedback")),
     IntParam("seed", None, "sampling seed; empty for greedy decoding", 0, MAX_SEED, optional=True),
+    # /cache
+    IntParam("step", 0, "decoding step shown in the step-through", 0, MAX_NEW_TOKENS - 1),
+    IntParam("kvhead", 0, "KV head whose cached rows are shown", 0, MAX_HEAD),
+    ChoiceParam("offgrid", "off", "also show the cache-off grid", choices=("on", "off")),
+    # /flow
+    ChoiceParam(
+        "weight",
+        "attn",
+        "edge weight: attention, or attention × ‖value‖",
+        choices=("attn", "value"),
+    ),
+    ChoiceParam("agg", "mean", "how `head=all` combines heads", choices=("mean", "max")),
+    IntParam("src", 0, "source token whose cache is edited", 0, 10_000),
+    IntParam("from", 0, "first layer of the cache edit", 0, MAX_LAYER),
+    IntParam("to", 0, "last layer of the cache edit", 0, MAX_LAYER),
+    ChoiceParam("edit", "zero", "how the cache is edited", choices=("zero", "mean", "token")),
+    IntParam("other", 0, "with `edit=token`: the token whose K/V replace the source's", 0, 10_000),
+    # /plan
+    IntParam("k", 10, "how many top next tokens to show", 1, 20),
+    # /architectures
+    IntParam("tokens", 6, "tokens in the architecture diagrams", 1, 16),
+    IntParam("layers", 4, "layers in the architecture diagrams", 1, 8),
+    IntParam("width", 64, "hidden width used for state sizes", 1, 4096),
 )
 PARAMS_BY_NAME = {param.name: param for param in PARAMS}
 
@@ -180,6 +209,20 @@ class ViewConfig:
     dtype: str = "float32"
     arch: str = "transformer"
     seed: int | None = None
+    step: int = 0
+    kvhead: int = 0
+    offgrid: str = "off"
+    weight: str = "attn"
+    agg: str = "mean"
+    src: int = 0
+    from_: int = 0
+    to: int = 0
+    edit: str = "zero"
+    other: int = 0
+    k: int = 10
+    tokens: int = 6
+    layers: int = 4
+    width: int = 64
 
 
 @dataclass(frozen=True)
@@ -208,7 +251,7 @@ def from_query(query: Mapping[str, Sequence[str] | str], known: Iterable[str] = 
         if len(given) > 1:
             notices.append(f"`{name}` was given {len(given)} times; using the last one.")
         value, notice = param.parse(given[-1])
-        values[name] = value
+        values[param.attr] = value
         if notice:
             notices.append(notice)
     return Validated(ViewConfig(**values), tuple(notices))
@@ -218,9 +261,9 @@ def to_query(config: ViewConfig) -> dict[str, str]:
     """The non-default settings as URL parameters: the shortest link that reproduces the view."""
     defaults = ViewConfig()
     return {
-        param.name: param.render(getattr(config, param.name))
+        param.name: param.render(getattr(config, param.attr))
         for param in PARAMS
-        if getattr(config, param.name) != getattr(defaults, param.name)
+        if getattr(config, param.attr) != getattr(defaults, param.attr)
     }
 
 
@@ -229,7 +272,7 @@ def parameters_markdown() -> str:
     defaults = ViewConfig()
     rows = ["| parameter | meaning | accepted values | default |", "| --- | --- | --- | --- |"]
     for param in PARAMS:
-        default = param.render(getattr(defaults, param.name)) or "(none)"
+        default = param.render(getattr(defaults, param.attr)) or "(none)"
         rows.append(f"| `{param.name}` | {param.help} | {param.describe()} | `{default}` |")
     return "\n".join(rows)
 

@@ -8,6 +8,7 @@ on every rerun. A rerun that only changes a selection finds everything here and 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -85,3 +86,31 @@ def _trace(model_id: str, dtype: str, token_ids: tuple[int, ...]) -> Trace:
 def traced(cfg: ViewConfig, token_ids: tuple[int, ...]) -> Trace:
     with st.spinner("Tracing the forward pass…"):
         return _trace(cfg.model, cfg.dtype, token_ids)
+
+
+@dataclass(frozen=True)
+class SessionRun:
+    """The prompt, its continuation, and the trace of the whole sequence, for one view."""
+
+    prompt: EncodedPrompt
+    generation: GenerationTrace
+    trace: Trace
+
+    @property
+    def n_prompt(self) -> int:
+        return len(self.prompt.ids)
+
+
+def session_run(cfg: ViewConfig) -> SessionRun:
+    """Prompt + greedy (or seeded) continuation with the cache on, then one trace of it all.
+
+    Pages that look inside the model (/flow, /plan) read this; everything is cached, so a rerun
+    that only changes a selection calls no model.
+    """
+    loaded_model(cfg)
+    prompt = encoded_prompt(cfg)
+    for notice in prompt.notices:
+        st.warning(notice, icon="✂️")
+    with st.spinner(f"Generating {cfg.new} tokens…"):
+        run = generation(cfg, prompt.ids)
+    return SessionRun(prompt, run, traced(cfg, prompt.ids + run.new_ids))

@@ -31,7 +31,7 @@ def begin_run() -> None:
     for name, values in raw.items():
         param = PARAMS_BY_NAME.get(name)
         if param is not None and values and param.parse(values[-1])[1] is not None:
-            st.session_state[name] = getattr(validated.config, name)
+            st.session_state[name] = getattr(validated.config, param.attr)
     st.session_state[_URL_NOTICES] = validated.notices
 
 

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lib import config
+from lib import config, models
 from lib.config import MAX_NEW_TOKENS, ViewConfig, from_query, to_query
 
 
@@ -63,20 +63,24 @@ def test_to_query_lists_only_non_default_settings():
     assert to_query(ViewConfig(new=8, head=2)) == {"new": "8", "head": "2"}
 
 
-settings = st.builds(
-    ViewConfig,
-    prompt=st.text(min_size=1, max_size=50).filter(
+def values_of(param: config.Param) -> st.SearchStrategy:
+    """Every value a parameter documents as accepted."""
+    if isinstance(param, config.IntParam):
+        numbers = st.integers(param.low, param.high)
+        return st.one_of(st.none(), numbers) if param.optional else numbers
+    if isinstance(param, config.HeadParam):
+        return st.one_of(st.just("all"), st.integers(0, param.high))
+    if isinstance(param, config.ChoiceParam):
+        return st.sampled_from(param.choices)
+    if isinstance(param, config.ModelParam):
+        return st.sampled_from(sorted(models.registry()))
+    assert isinstance(param, config.TextParam)
+    return st.text(min_size=1, max_size=50).filter(
         lambda text: from_query({"prompt": [text]}).notices == ()
-    ),
-    new=st.integers(1, MAX_NEW_TOKENS),
-    token=st.integers(0, 10_000),
-    layer=st.integers(0, config.MAX_LAYER),
-    head=st.one_of(st.just("all"), st.integers(0, config.MAX_HEAD)),
-    cache=st.sampled_from(["on", "off"]),
-    dtype=st.sampled_from(["float32", "bfloat16"]),
-    arch=st.sampled_from(["transformer", "rnn", "feedback"]),
-    seed=st.one_of(st.none(), st.integers(0, config.MAX_SEED)),
-)
+    )
+
+
+settings = st.builds(ViewConfig, **{param.attr: values_of(param) for param in config.PARAMS})
 
 
 @given(settings)
