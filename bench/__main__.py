@@ -1,8 +1,8 @@
 """`make bench`: our code against plain transformers calls, side by side in one run.
 
-Runs every module of this package that defines `run()`, in name order. Each prints one
-`name: value` line per figure, then the peak resident memory (`rss_mb`); ratios are ours ÷ theirs (lower is better), measured on this
-machine in this process.
+Runs every module of this package that defines `run()`, in name order; each prints one
+`name: value` line per figure (ratios are ours ÷ theirs, lower is better). Last comes the
+peak resident memory of the whole run, `rss_mb`.
 """
 
 import importlib
