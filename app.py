@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from lib.ui import sidebar, state
+from lib.ui import share, sidebar, state
 
 PAGES = [
     st.Page("pages/home.py", title="The question", icon="❓", url_path="", default=True),
@@ -17,6 +17,7 @@ def run() -> None:
     sidebar.show()
     state.show_notices()
     navigation.run()
+    share.share_box()
 
 
 run()

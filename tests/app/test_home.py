@@ -67,3 +67,9 @@ def test_odd_unicode_prompts_work(app):
     at = app(model="tiny-random", new="3", prompt="שלום 🙂 ‮reversed‬ naïve")
     assert not at.exception
     assert not at.warning
+
+
+def test_the_share_box_holds_every_non_default_setting(app):
+    at = app(model="tiny-random", new="5", prompt="Hello there")
+    shared = at.sidebar.code[0].value
+    assert "model=tiny-random" in shared and "new=5" in shared and "prompt=Hello+there" in shared

@@ -1,0 +1,82 @@
+"""Share and export: the link that reopens this view, and every figure and table as a file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from lib import export
+from lib.config import ViewConfig, to_query
+from lib.ui import state
+
+
+def share_link(cfg: ViewConfig) -> str:
+    """This page's address with every non-default setting: the shortest link to this view."""
+    query = urlencode(to_query(cfg))
+    base = st.context.url or ""
+    return f"{base}?{query}" if query else base
+
+
+def share_box() -> None:
+    """The sidebar's "Share this view": the full URL, ready to copy."""
+    with st.sidebar:
+        st.markdown("**Share this view**")
+        st.code(share_link(state.current().config), language=None, wrap_lines=True)
+
+
+def chart_downloads(chart: alt.TopLevelMixin, name: str, key: str) -> None:
+    """PNG and SVG buttons under a chart, rendered on the server only when clicked."""
+    png, svg = st.columns(2)
+    png.download_button(
+        "PNG",
+        data=lambda: export.chart_png(chart),
+        file_name=f"{name}.png",
+        mime="image/png",
+        key=f"{key}-png",
+        icon="🖼️",
+        on_click="ignore",
+    )
+    svg.download_button(
+        "SVG",
+        data=lambda: export.chart_svg(chart),
+        file_name=f"{name}.svg",
+        mime="image/svg+xml",
+        key=f"{key}-svg",
+        icon="📐",
+        on_click="ignore",
+    )
+
+
+def data_downloads(
+    page: str,
+    cfg: ViewConfig,
+    name: str,
+    data: Mapping[str, Any],
+    table: pd.DataFrame | None = None,
+) -> None:
+    """The page's data as JSON (with its configuration), and its main table as CSV."""
+    columns = st.columns(2)
+    columns[0].download_button(
+        "Data (JSON)",
+        data=lambda: export.view_json(page, cfg, data),
+        file_name=f"{name}.json",
+        mime="application/json",
+        key=f"{name}-json",
+        icon="🧾",
+        on_click="ignore",
+    )
+    if table is not None:
+        columns[1].download_button(
+            "Table (CSV)",
+            data=lambda: export.table_csv(table),
+            file_name=f"{name}.csv",
+            mime="text/csv",
+            key=f"{name}-csv",
+            icon="📊",
+            on_click="ignore",
+        )

@@ -1,0 +1,49 @@
+import io
+import json
+import xml.etree.ElementTree as ElementTree
+
+import altair as alt
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from lib.config import ViewConfig
+from lib.export import chart_png, chart_svg, table_csv, view_json, view_name
+
+CHART = (
+    alt.Chart(pd.DataFrame({"token": [0, 1, 2], "value": [0.5, 0.2, 0.3]}))
+    .mark_bar()
+    .encode(x="token:O", y="value:Q")
+)
+
+
+def test_view_names_are_safe_file_names():
+    assert view_name("flow", ("token", 5), ("layer", 12)) == "flow-token5-layer12"
+    assert view_name("plan", ("head", "a/b c")) == "plan-heada-b-c"
+
+
+def test_png_decodes_to_an_image():
+    image = Image.open(io.BytesIO(chart_png(CHART)))
+    image.load()
+    assert image.format == "PNG" and image.width > 50 and image.height > 50
+
+
+def test_svg_parses_and_holds_the_marks():
+    root = ElementTree.fromstring(chart_svg(CHART))
+    assert root.tag.endswith("svg")
+    assert len([node for node in root.iter() if node.tag.endswith("path")]) >= 3
+
+
+def test_json_carries_the_configuration_and_the_data():
+    cfg = ViewConfig(prompt="Hi", new=8, token=3)
+    frame = pd.DataFrame({"a": [1, 2]})
+    document = json.loads(view_json("flow", cfg, {"table": frame, "grid": np.eye(2)}))
+    assert document["model"] == "smollm2-135m"
+    assert document["config"]["token"] == 3
+    assert document["query"] == {"prompt": "Hi", "new": "8", "token": "3"}
+    assert document["data"] == {"table": [{"a": 1}, {"a": 2}], "grid": [[1.0, 0.0], [0.0, 1.0]]}
+
+
+def test_csv_round_trips():
+    frame = pd.DataFrame({"token": ["a,b", "c"], "p": [0.5, 0.25]})
+    assert pd.read_csv(io.StringIO(table_csv(frame))).equals(frame)
