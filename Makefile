@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL_STAMP := $(VENV)/.model-ready
 PORT ?= 8501
+ADDRESS ?= localhost
+# `make run WORKSHOP=1`: lock the model, lower the sizes, open on a starter prompt.
+WORKSHOP ?=
 
 .PHONY: setup run test bench lint browser clean
 
@@ -28,7 +31,9 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: setup
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	KV_LENS_WORKSHOP=$(WORKSHOP) $(PY) -m streamlit run app.py \
+		--server.port $(PORT) --server.address $(ADDRESS) \
+		$(if $(WORKSHOP),--client.toolbarMode minimal)
 
 test: setup browser
 	$(PY) -m ruff format --check .

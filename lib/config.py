@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from lib.models import DEFAULT_MODEL
+from lib.settings import SETTINGS
 
 MAX_PROMPT_CHARS = 2000
-MAX_PROMPT_TOKENS = 128
-MAX_NEW_TOKENS = 128
+MAX_PROMPT_TOKENS = SETTINGS.max_prompt_tokens
+MAX_NEW_TOKENS = SETTINGS.max_new_tokens
 MAX_LAYER = 64
 MAX_HEAD = 63
 MAX_SEED = 2**31 - 1
-DEFAULT_PROMPT = "The cure for cancer is"
+DEFAULT_PROMPT = SETTINGS.starter_prompt or "The cure for cancer is"
+DEFAULT_NEW = min(24, MAX_NEW_TOKENS)
+DTYPES = ("bfloat16",) if SETTINGS.weights == "bfloat16" else ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -120,23 +123,26 @@ class TextParam(Param):
         return f"text, up to {self.max_chars} characters"
 
 
+def allowed_models() -> tuple[str, ...]:
+    """The registry, or only the default model when a workshop locks it."""
+    from lib.models import registry
+
+    return (DEFAULT_MODEL,) if SETTINGS.workshop else tuple(registry())
+
+
 @dataclass(frozen=True)
 class ModelParam(Param):
     """A model id is looked up in the registry; a path or unknown name never reaches a loader."""
 
     def parse(self, raw: str) -> tuple[Any, str | None]:
-        from lib.models import registry
-
         value = raw.strip()
-        if value in registry():
+        if value in allowed_models():
             return value, None
         shown = value[:40].encode("unicode_escape").decode()
         return self.default, f"Unknown model `{shown}`; using {self.default}."
 
     def describe(self) -> str:
-        from lib.models import registry
-
-        return " / ".join(registry())
+        return " / ".join(allowed_models())
 
 
 def clean_prompt(raw: str, max_chars: int, default: str) -> tuple[str, str | None]:
@@ -160,12 +166,12 @@ def clean_prompt(raw: str, max_chars: int, default: str) -> tuple[str, str | Non
 PARAMS: tuple[Param, ...] = (
     TextParam("prompt", DEFAULT_PROMPT, "the text the model continues"),
     ModelParam("model", DEFAULT_MODEL, "model id from the registry"),
-    IntParam("new", 24, "tokens to generate", 1, MAX_NEW_TOKENS),
+    IntParam("new", DEFAULT_NEW, "tokens to generate", 1, MAX_NEW_TOKENS),
     IntParam("token", 0, "selected token position (clamped to the sequence)", 0, 10_000),
     IntParam("layer", 0, "selected layer (clamped to the model's depth)", 0, MAX_LAYER),
     HeadParam("head", "all", "query head, or all"),
     ChoiceParam("cache", "on", "KV cache on or off", choices=("on", "off")),
-    ChoiceParam("dtype", "float32", "precision of the weights", choices=("float32", "bfloat16")),
+    ChoiceParam("dtype", DTYPES[0], "precision of the weights", choices=DTYPES),
     ChoiceParam("arch", "transformer", "architecture", choices=("transformer", "rnn", "feedback")),
     IntParam("seed", None, "sampling seed; empty for greedy decoding", 0, MAX_SEED, optional=True),
     # /cache
@@ -201,12 +207,12 @@ class ViewConfig:
 
     prompt: str = DEFAULT_PROMPT
     model: str = DEFAULT_MODEL
-    new: int = 24
+    new: int = DEFAULT_NEW
     token: int = 0
     layer: int = 0
     head: int | str = "all"
     cache: str = "on"
-    dtype: str = "float32"
+    dtype: str = DTYPES[0]
     arch: str = "transformer"
     seed: int | None = None
     step: int = 0

@@ -7,13 +7,34 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-CONTENT_FILE = Path(__file__).resolve().parent.parent / "content" / "texts.toml"
+CONTENT = Path(__file__).resolve().parent.parent / "content"
+CONTENT_FILE = CONTENT / "texts.toml"
+TOUR_FILE = CONTENT / "tour.toml"
 
 
 @dataclass(frozen=True)
 class Preset:
     label: str
     prompt: str
+
+
+@dataclass(frozen=True)
+class TourStep:
+    claim: str
+    side: str
+    look: str
+    page: str  # URL path of the page ("" for home)
+    params: dict[str, str]
+
+
+@cache
+def tour() -> tuple[TourStep, ...]:
+    with TOUR_FILE.open("rb") as handle:
+        steps = tomllib.load(handle)["steps"]
+    return tuple(
+        TourStep(**{**step, "params": {k: str(v) for k, v in step["params"].items()}})
+        for step in steps
+    )
 
 
 @cache

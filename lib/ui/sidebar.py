@@ -8,7 +8,8 @@ from __future__ import annotations
 import streamlit as st
 
 from lib import content, models
-from lib.config import MAX_NEW_TOKENS, MAX_PROMPT_CHARS
+from lib.config import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, allowed_models
+from lib.settings import SETTINGS
 from lib.ui.state import bound, current
 
 
@@ -40,7 +41,7 @@ def show() -> None:
             height=100,
             help="The text the model continues. Press Ctrl+Enter to apply.",
         )
-        ids = list(registry)
+        ids = list(allowed_models())
         bound(
             st.selectbox,
             "model",
@@ -48,6 +49,8 @@ def show() -> None:
             {"index": ids.index(cfg.model) if cfg.model in ids else 0},
             options=ids,
             format_func=lambda model_id: registry[model_id].label,
+            disabled=SETTINGS.workshop,
+            help="Locked for this workshop." if SETTINGS.workshop else None,
         )
         bound(
             st.slider,
