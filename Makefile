@@ -10,7 +10,7 @@ ADDRESS ?= localhost
 # `make run WORKSHOP=1`: lock the model, lower the sizes, open on a starter prompt.
 WORKSHOP ?=
 
-.PHONY: setup run test bench lint browser clean
+.PHONY: setup run test bench loadtest browser clean
 
 setup: $(STAMP) $(MODEL_STAMP)
 
@@ -42,6 +42,9 @@ test: setup browser
 
 bench: setup
 	$(PY) -m bench
+
+loadtest: setup browser
+	$(PY) -m bench.loadtest --sessions $(or $(SESSIONS),8)
 
 clean:
 	rm -rf $(VENV)
