@@ -47,5 +47,10 @@ def presets() -> tuple[Preset, ...]:
     return tuple(Preset(**entry) for entry in texts()["presets"])
 
 
+def page_file(url_path: str) -> str:
+    """The script of the page served at `/url_path` (the home page lives at `/`)."""
+    return f"views/{url_path or 'home'}.py"
+
+
 def page_text(page: str, key: str) -> str:
     return texts()[page][key].strip()

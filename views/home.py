@@ -52,3 +52,21 @@ st.caption(
     f"{text.human_bytes(shape.cache_bytes_per_token)} in the cache. After this run the cache "
     f"held {held} tokens: {text.human_bytes(int(run.cache_bytes[-1]))}, measured on its tensors."
 )
+
+st.subheader("Explore")
+for name, summary in content.texts()["pages"].items():
+    st.page_link(content.page_file(name), label=f"/{name}", icon="➡️")
+    st.caption(summary)
+
+st.subheader("A guided tour of the debate")
+st.caption("Each step is a claim from the forum threads, paraphrased, and the view that tests it.")
+for number, step in enumerate(content.tour(), start=1):
+    with st.container(border=True):
+        st.markdown(f"**{number}. {text.escape_markdown(step.claim)}** · *{step.side}*")
+        st.markdown(text.escape_markdown(step.look))
+        st.page_link(
+            content.page_file(step.page),
+            label=f"Open /{step.page}" if step.page else "Stay on this page",
+            query_params=step.params,
+            icon="🔎",
+        )
