@@ -1,0 +1,209 @@
+"""Charts of /cache: the cost of the two runs, the token × layer grid, and the cached rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from lib.cache_compare import STATE_LABELS, CacheView, CellState
+
+RUN_COLORS = {"cache on": "#4c78a8", "cache off": "#e45756"}
+STATE_COLORS = {
+    CellState.NOT_YET: "#ececec",
+    CellState.COMPUTED: "#f58518",
+    CellState.CACHED: "#4c78a8",
+    CellState.RECOMPUTED: "#e45756",
+}
+GRID_SELECTION = "cell"
+
+
+def _run_color() -> alt.Color:
+    return alt.Color(
+        "run:N",
+        title=None,
+        scale=alt.Scale(domain=list(RUN_COLORS), range=list(RUN_COLORS.values())),
+        legend=alt.Legend(orient="top"),
+    )
+
+
+def _per_step(on: np.ndarray, off: np.ndarray, column: str) -> pd.DataFrame:
+    return pd.concat(
+        [
+            pd.DataFrame({"step": np.arange(len(on)), column: on, "run": "cache on"}),
+            pd.DataFrame({"step": np.arange(len(off)), column: off, "run": "cache off"}),
+        ]
+    )
+
+
+def step_times(seconds_on: np.ndarray, seconds_off: np.ndarray) -> alt.Chart:
+    """Wall time of every step's forward pass, with and without the cache."""
+    data = _per_step(seconds_on * 1000, seconds_off * 1000, "ms")
+    return (
+        alt.Chart(data, title="Wall time per step")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("step:Q", title="decoding step", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("ms:Q", title="milliseconds"),
+            color=_run_color(),
+            tooltip=["run", "step", alt.Tooltip("ms:Q", format=".1f")],
+        )
+        .properties(height=260)
+    )
+
+
+def step_cells(cells_on: np.ndarray, cells_off: np.ndarray) -> alt.Chart:
+    """(token, layer) cells each step computed, as counted by hooks on the decoder layers."""
+    data = _per_step(cells_on, cells_off, "cells")
+    return (
+        alt.Chart(data, title="(token, layer) cells computed per step")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("step:Q", title="decoding step", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("cells:Q", title="cells computed"),
+            color=_run_color(),
+            tooltip=["run", "step", "cells"],
+        )
+        .properties(height=260)
+    )
+
+
+def cache_size(tokens: np.ndarray, measured: np.ndarray, formula: np.ndarray) -> alt.LayerChart:
+    """Bytes held by the cache tensors after each step, on the line the formula draws."""
+    kib = 1024
+    line = pd.DataFrame({"tokens": tokens, "KiB": formula / kib, "source": "formula"})
+    points = pd.DataFrame({"tokens": tokens, "KiB": measured / kib, "source": "measured"})
+    color = alt.Color(
+        "source:N",
+        title=None,
+        scale=alt.Scale(domain=["formula", "measured"], range=["#9a9a9a", "#4c78a8"]),
+        legend=alt.Legend(orient="top"),
+    )
+    x = alt.X("tokens:Q", title="tokens in the cache", scale=alt.Scale(zero=False))
+    y = alt.Y("KiB:Q", title="KiB")
+    tooltip = ["source", "tokens", alt.Tooltip("KiB:Q", format=",.1f")]
+    return alt.layer(
+        alt.Chart(line).mark_line(strokeDash=[6, 3]).encode(x=x, y=y, color=color),
+        alt.Chart(points)
+        .mark_point(filled=True, size=45)
+        .encode(x=x, y=y, color=color, tooltip=tooltip),
+    ).properties(title="Cache size against tokens", height=260)
+
+
+def cell_grid(
+    states: np.ndarray, labels: Sequence[str], chosen_layer: int, title: str
+) -> alt.Chart:
+    """The token × layer grid of one step, coloured by CellState; a click selects a layer.
+
+    `states` is (L, T); layer 0 is drawn at the bottom, as the stack grows upward.
+    """
+    layers, positions = states.shape
+    layer_index, position_index = np.meshgrid(
+        np.arange(layers), np.arange(positions), indexing="ij"
+    )
+    data = pd.DataFrame(
+        {
+            "layer": layer_index.ravel(),
+            "position": position_index.ravel(),
+            "token": [labels[p] for p in position_index.ravel()],
+            "state": [STATE_LABELS[CellState(s)] for s in states.ravel()],
+            "chosen": layer_index.ravel() == chosen_layer,
+        }
+    )
+    columns = [f"{p} {labels[p]}" for p in range(positions)]
+    data["column"] = [columns[p] for p in data["position"]]
+    selection = alt.selection_point(name=GRID_SELECTION, fields=["layer", "position"])
+    return (
+        alt.Chart(data, title=title)
+        .mark_rect(stroke="#222")
+        .encode(
+            x=alt.X(
+                "column:O",
+                sort=columns,
+                title="token (position)",
+                axis=alt.Axis(labelAngle=-60, labelOverlap=True, labelLimit=90),
+            ),
+            y=alt.Y("layer:O", sort="descending", title="layer"),
+            color=alt.Color(
+                "state:N",
+                title=None,
+                scale=alt.Scale(
+                    domain=[STATE_LABELS[s] for s in CellState],
+                    range=[STATE_COLORS[s] for s in CellState],
+                ),
+                legend=alt.Legend(orient="top"),
+            ),
+            strokeWidth=alt.condition(alt.datum.chosen, alt.value(1.2), alt.value(0)),
+            tooltip=["position", "token", "layer", "state"],
+        )
+        .add_params(selection)
+        .properties(height=alt.Step(12))
+    )
+
+
+def _row_heatmap(matrix: np.ndarray, rows: Sequence[str], title: str) -> alt.Chart:
+    """One cached row per token: columns are the head's dimensions."""
+    n_rows, dims = matrix.shape
+    row_index, dim_index = np.meshgrid(np.arange(n_rows), np.arange(dims), indexing="ij")
+    data = pd.DataFrame(
+        {"row": [rows[r] for r in row_index.ravel()], "dim": dim_index.ravel()}
+    ).assign(value=matrix.ravel())
+    bound = float(np.abs(matrix).max()) or 1.0
+    return (
+        alt.Chart(data, title=title)
+        .mark_rect()
+        .encode(
+            x=alt.X("dim:O", title="dimension", axis=alt.Axis(labels=False, ticks=False)),
+            y=alt.Y("row:O", sort=list(rows), title=None),
+            color=alt.Color(
+                "value:Q",
+                title=title.split()[0],
+                scale=alt.Scale(scheme="redblue", domain=[-bound, bound], reverse=True),
+                legend=alt.Legend(orient="bottom", gradientLength=160),
+            ),
+            tooltip=["row", "dim", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(width=min(256, 4 * dims))
+    )
+
+
+def cached_rows(
+    view: CacheView, labels: Sequence[str], layer: int, kv_head: int
+) -> alt.HConcatChart:
+    """K and V rows of every token up to this step's, and the weights its query heads give them."""
+    rows = [f"{p} {labels[p]}" for p in range(view.query + 1)]
+    head_names = [f"head {h}" for h in view.heads]
+    head_index, row_index = np.meshgrid(
+        np.arange(len(view.heads)), np.arange(view.query + 1), indexing="ij"
+    )
+    weights = pd.DataFrame(
+        {
+            "head": [head_names[h] for h in head_index.ravel()],
+            "row": [rows[r] for r in row_index.ravel()],
+            "weight": view.attention.ravel(),
+        }
+    )
+    attention = (
+        alt.Chart(weights, title="attention of the new token")
+        .mark_rect()
+        .encode(
+            x=alt.X("head:N", sort=head_names, title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("row:O", sort=rows, title=None, axis=alt.Axis(labels=False, ticks=False)),
+            color=alt.Color(
+                "weight:Q",
+                scale=alt.Scale(scheme="purples", domain=[0, 1], type="sqrt"),
+                legend=alt.Legend(orient="bottom", gradientLength=160),
+            ),
+            tooltip=["head", "row", alt.Tooltip("weight:Q", format=".3f")],
+        )
+        .properties(width=60 * len(view.heads))
+    )
+    height = min(560, max(140, 16 * (view.query + 1)))
+    suffix = f"(layer {layer}, KV head {kv_head})"
+    return alt.hconcat(
+        _row_heatmap(view.keys, rows, f"K rows {suffix}").properties(height=height),
+        _row_heatmap(view.values, rows, f"V rows {suffix}").properties(height=height),
+        attention.properties(height=height),
+    ).resolve_scale(color="independent", y="shared")

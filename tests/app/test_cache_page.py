@@ -1,0 +1,160 @@
+"""/cache through Streamlit's AppTest: the verdict, and selections that never rerun the model."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from transformers import LlamaForCausalLM
+
+from lib.ui import resources
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture
+def forwards(monkeypatch):
+    """Count every forward pass of any Llama model in this process (the app's shared one too)."""
+    calls = [0]
+    original = LlamaForCausalLM.forward
+
+    def counted(self, *args, **kwargs):
+        calls[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LlamaForCausalLM, "forward", counted)
+    st.cache_resource.clear()  # so the first run really generates
+    yield calls
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def cache_page():
+    def run(**query: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=300)
+        at.query_params.update(query)
+        at.switch_page("views/cache.py")
+        return at.run()
+
+    return run
+
+
+def charts(at: AppTest) -> list[dict]:
+    """The Vega-Lite charts on the page: their spec, and the bytes of their data."""
+    found = []
+    for element in at.main:
+        if getattr(element, "type", None) == "vega_lite_chart":
+            data = [dataset.data.data for dataset in element.proto.datasets]
+            found.append({"spec": json.loads(element.proto.spec), "data": data})
+    return found
+
+
+def grids(at: AppTest) -> list[dict]:
+    return [chart for chart in charts(at) if "Cache o" in str(chart["spec"].get("title"))]
+
+
+def texts(at: AppTest) -> str:
+    elements = [*at.markdown, *at.caption, *at.success, *at.warning]
+    return "\n".join(element.value for element in elements)
+
+
+def test_verdict_and_step_through_without_rerunning_the_model(cache_page, forwards):
+    at = cache_page(model="tiny-random", new="6")
+    assert not at.exception
+    assert "6/6 tokens identical · max |Δlogit| = " in at.success[0].value
+    assert "Right about the result" in texts(at)
+    assert at.metric[3].value == f"{(22 + 5) * 3:,}"  # 22 prompt bytes, then one column a step
+    # two generations of 6 steps and one traced forward pass of the whole sequence
+    assert forwards[0] == 2 * 6 + 1
+    (before,) = grids(at)
+    assert before["spec"]["title"].startswith("Cache on, step 0 ")
+
+    at.slider(key="step").set_value(3).run()
+    assert not at.exception
+    (after,) = grids(at)
+    assert after["spec"]["title"].startswith("Cache on, step 3 ")
+    assert after["data"] != before["data"]
+    assert "**Step 3** feeds" in texts(at)
+    assert "reads 72 from the cache" in texts(at)  # 24 earlier tokens × 3 layers
+
+    at.button_group(key="offgrid").set_value("on").run()
+    assert [grid["spec"]["title"] for grid in grids(at)][1].startswith("Cache off, step 3: 72")
+    at.slider(key="layer").set_value(2).run()
+    at.button_group(key="kvhead").set_value(1).run()
+    assert not at.exception
+    assert "The cache of layer 2, KV head 1, at step 3" in texts(at)
+    assert "Query heads 3, 4, 5 share this KV head" in texts(at)
+    assert forwards[0] == 2 * 6 + 1  # no selection called the model
+
+
+def test_seeded_sampling_and_bfloat16_keep_a_verdict(cache_page, forwards):
+    at = cache_page(model="tiny-random", new="4", seed="5")
+    assert not at.exception
+    assert "4/4 tokens identical" in at.success[0].value
+    assert "sampling with seed 5" in texts(at)
+    at.button_group(key="dtype").set_value("bfloat16").run()
+    assert not at.exception
+    assert "tokens identical" in texts(at)
+    assert "bfloat16" in texts(at)
+
+
+def changed_step(index: int, change):
+    """A stand-in for resources.generation whose uncached run differs at one step."""
+    original = resources.generation
+
+    def generation(cfg, prompt_ids, use_cache=True, on_step=None):
+        run = original(cfg, prompt_ids, use_cache, on_step)
+        if use_cache:
+            return run
+        steps = list(run.steps)
+        steps[index] = dataclasses.replace(steps[index], **change(steps[index]))
+        return dataclasses.replace(run, steps=tuple(steps))
+
+    return generation
+
+
+def test_runs_that_part_are_said_to_part_at_their_first_step(cache_page, monkeypatch):
+    monkeypatch.setattr(
+        resources, "generation", changed_step(2, lambda step: {"token_id": 65, "label": "Z"})
+    )
+    at = cache_page(model="tiny-random", new="5")
+    assert not at.exception
+    assert not at.success
+    (warning,) = [w.value for w in at.warning if "tokens identical" in w.value]
+    assert warning.startswith("**4/5 tokens identical")
+    assert "at step 2 the texts part" in warning and "`Z` without" in warning
+    assert "the texts part at step 2" in texts(at)  # the opening says so too
+
+
+def test_logits_that_drift_without_parting_are_reported(cache_page, monkeypatch):
+    drift = changed_step(1, lambda step: {"logits": step.logits + 0.25})
+    monkeypatch.setattr(resources, "generation", drift)
+    at = cache_page(model="tiny-random", new="4")
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning if "tokens identical" in w.value]
+    assert warning.startswith("**4/4 tokens identical · max |Δlogit| = 2.5e-01**")
+    assert "from step 1 on, but every token held" in warning
+
+
+@pytest.mark.parametrize(
+    "query, notice",
+    [
+        ({"step": "99"}, "`step` must be 0–3 here; using 3"),
+        ({"layer": "40"}, "`layer` must be 0–2 here; using 2"),
+        ({"kvhead": "7"}, "`kvhead` must be 0–1 here; using 1"),
+    ],
+)
+def test_out_of_range_selections_clamp_with_a_notice(cache_page, query, notice):
+    at = cache_page(**{"model": "tiny-random", "new": "4", **query})
+    assert not at.exception
+    assert any(notice in warning.value for warning in at.warning), at.warning
+
+
+def test_an_unusable_toggle_value_falls_back_to_its_default(cache_page):
+    at = cache_page(model="tiny-random", new="3", offgrid="maybe", dtype="float64")
+    assert not at.exception
+    assert at.button_group(key="offgrid").value == "off"
+    assert at.button_group(key="dtype").value == "float32"
+    assert len(grids(at)) == 1
