@@ -1,0 +1,63 @@
+"""/flow in Debian's Chromium against a real server and the real model: the edges of a linked
+cell are drawn, and a click on another cell moves the selection, the URL and the table."""
+
+import re
+from urllib.parse import quote
+
+from tests.browser.conftest import screenshot
+from tests.browser.server import wait_idle
+
+PROMPT = "The capital of France is Paris. The capital of Italy is"
+SLOW = 600_000  # ms: the first view generates, traces, and runs a gradient pass and a surgery
+
+
+def grid_cell(page, token: int, layer: int):
+    """The rectangle of one cell in the grid chart; Vega names it by its fields in aria-label.
+
+    Vega draws SVG below 2,000 marks (this prompt: 20 tokens × 31 rows), so each cell is an
+    element Playwright can click at its centre, as a reader would."""
+    grid = page.locator("[data-testid='stVegaLiteChart']").first
+    cells = grid.locator("g.mark-rect").first  # the first rect layer: one rectangle per cell
+    return cells.locator(f"path[aria-label*='x1: {token + 0.5}; y1: {layer + 0.5};']")
+
+
+def edge_count(page) -> int:
+    grid = page.locator("[data-testid='stVegaLiteChart']").first
+    return grid.locator("g.mark-rule path, g.mark-rule line").count()
+
+
+def table_tokens(page) -> list[int]:
+    """The source tokens listed in the edge table (first column of the data grid)."""
+    table = page.locator("[data-testid='stDataFrame']").first
+    first_column = table.locator("td[data-testid^='glide-cell-0-']")
+    first_column.first.wait_for(state="attached")
+    return sorted(int(text) for text in first_column.all_inner_texts())
+
+
+def full_screenshot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the window first."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": 3400})
+    screenshot(page, name)
+    page.set_viewport_size(size)
+
+
+def test_a_click_on_the_grid_moves_selection_url_and_table(server, page):
+    page.goto(f"{server}/flow?prompt={quote(PROMPT)}&new=8&token=5&layer=12")
+    wait_idle(page, SLOW)
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_text("What feeds token 5").wait_for()
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert edge_count(page) == 6  # tokens 0…5 at row 11 feed (5, 12)
+    assert table_tokens(page) == list(range(6))
+    full_screenshot(page, "flow")
+
+    grid_cell(page, 8, 20).click()
+    wait_idle(page, SLOW)
+    main.get_by_text("What feeds token 8").wait_for()
+    assert re.search(r"[?&]token=8(&|$)", page.url) and re.search(r"[?&]layer=20(&|$)", page.url)
+    assert edge_count(page) == 9
+    assert table_tokens(page) == list(range(9))
+    assert "Cell (8, 20) is the output of decoder layer 19" in main.inner_text()
+    assert page.locator("[data-testid='stException']").count() == 0
+    full_screenshot(page, "flow-after-click")
