@@ -1,0 +1,243 @@
+"""The logit lens: every layer's residual stream read as if it were the model's last.
+
+The text keeps one token per step and throws the rest away: the full next-token distribution,
+and each layer's provisional guess. The lens decodes every (layer, position) cell of a trace
+through the model's own final norm and unembedding, in one batched pass, and keeps only what the
+page shows: the top-k tokens and their probabilities, the entropy, and the rank of the token
+that actually came next. From those, `first_seen` asks at which layer an emitted token settles,
+and whether an earlier position's lens already ranked it: a hint (no proof) of lookahead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lib.models import LoadedModel
+from lib.trace import TOP_K, Trace, token_labels
+
+LATE_LAYERS = 3  # "settles late": only in the last few layers below the output
+CHUNK_CELLS = 128  # cells projected at once: (128, vocab) float32 logits is 25 MB for SmolLM2
+
+
+@dataclass(frozen=True)
+class Lens:
+    """What the lens reads at each cell; layer 0 is the embeddings, layer L the model's output."""
+
+    top_ids: np.ndarray  # (L+1, T, K): most likely next tokens read at each cell
+    top_probs: np.ndarray  # (L+1, T, K)
+    entropy: np.ndarray  # (L+1, T): of the full lens distribution, in nats
+    next_rank: np.ndarray  # (L+1, T): rank (0 = top) of token t+1 at cell (l, t); -1 at the end
+
+    @property
+    def n_layers(self) -> int:
+        """Rows of the lens: the embeddings plus one per decoder layer."""
+        return int(self.top_ids.shape[0])
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.top_ids.shape[1])
+
+
+def _frozen(tensor: torch.Tensor) -> np.ndarray:
+    array = tensor.numpy()
+    array.flags.writeable = False
+    return array
+
+
+def lens_inputs(lm: LoadedModel, hidden: torch.Tensor) -> torch.Tensor:
+    """The residual stream of every layer as the unembedding expects it: after the final norm.
+
+    In transformers 5 the last of `output_hidden_states` is `last_hidden_state`, i.e. already
+    through the final norm (`capture_outputs(tie_last_hidden_states=True)`), so only the
+    earlier rows are normed here; norming the last one twice would change the model's output.
+    """
+    below_top = lm.model.model.norm(hidden[:-1])  # (L, T, d)
+    return torch.cat([below_top, hidden[-1:]])  # (L+1, T, d)
+
+
+def read_logits(
+    logits: torch.Tensor, scratch: torch.Tensor, following: torch.Tensor, top_k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reduce full-vocabulary logits (n, V) to what is kept of them: the top-k ids and
+    probabilities (n, k), the entropy (n,), and the rank of the `following` token (n,; -1 where
+    it is -1). Overwrites `logits` and `scratch` (n, V), so no other (n, V) array is made."""
+    top = torch.topk(logits, top_k, dim=-1)  # sorted: values[:, 0] is the max
+    # Counted as floats in the scratch buffer (exact below 2**24): a bool mask's sum would
+    # first be copied to int64, eight times its size.
+    torch.gt(logits, logits.gather(1, following.clamp(min=0)[:, None]), out=scratch)
+    rank = torch.where(following >= 0, scratch.sum(-1).long(), -1)  # (n,)
+    logits.sub_(top.values[:, :1])  # the max becomes 0: exp cannot overflow
+    exps = torch.exp(logits, out=scratch)  # (n, V)
+    total = exps.sum(-1)  # (n,)
+    # H = -Σ p log p, with p = exps / total and log p = logits - log total
+    entropy = total.log() - exps.mul_(logits).sum(-1) / total
+    probs = (top.values - top.values[:, :1]).exp() / total[:, None]  # (n, k)
+    return top.indices, probs, entropy, rank
+
+
+def logit_lens(lm: LoadedModel, trace: Trace, top_k: int = TOP_K) -> Lens:
+    """Decode every cell of `trace` through the final norm and the unembedding, batched.
+
+    Full-vocabulary logits exist only for `CHUNK_CELLS` cells at a time, in two buffers that
+    every chunk reuses (fresh 25 MB tensors would each be paged in anew).
+    """
+    hidden = torch.tensor(trace.hidden)  # (L+1, T, d)
+    rows, n_tokens, width = hidden.shape
+    following = np.append(trace.token_ids[1:], -1)  # token t+1, none after the last
+    targets = torch.from_numpy(np.tile(following, rows))  # (cells,) in layer-major order
+    chunks = []
+    with lm.lock, torch.inference_mode():
+        states = lens_inputs(lm, hidden.to(lm.model.dtype)).reshape(-1, width).float()
+        unembed = lm.model.lm_head.weight.float()  # (V, d)
+        cells = states.shape[0]
+        logits = torch.empty(min(CHUNK_CELLS, cells), unembed.shape[0])  # (chunk, V)
+        scratch = torch.empty_like(logits)
+        for start in range(0, cells, CHUNK_CELLS):
+            part = slice(start, min(start + CHUNK_CELLS, cells))
+            n = part.stop - part.start
+            torch.matmul(states[part], unembed.T, out=logits[:n])  # (n, V)
+            chunks.append(read_logits(logits[:n], scratch[:n], targets[part], top_k))
+    ids, probs, entropy, rank = (torch.cat(column) for column in zip(*chunks, strict=True))
+    shape = (rows, n_tokens)
+    return Lens(
+        top_ids=_frozen(ids.reshape(*shape, top_k)),
+        top_probs=_frozen(probs.reshape(*shape, top_k)),
+        entropy=_frozen(entropy.reshape(shape)),
+        next_rank=_frozen(rank.reshape(shape)),
+    )
+
+
+@dataclass(frozen=True)
+class TopK:
+    """One cell's (or one position's) top-k, and what lies outside it."""
+
+    ids: np.ndarray  # (k,)
+    probs: np.ndarray  # (k,)
+    entropy: float
+
+    @property
+    def mass_outside(self) -> float:
+        return float(max(0.0, 1.0 - self.probs.sum()))
+
+    def index_of(self, token_id: int) -> int | None:
+        """Where `token_id` stands in this top-k (0 = likeliest); None when it is outside."""
+        found = np.flatnonzero(self.ids == token_id)
+        return int(found[0]) if found.size else None
+
+
+def cell_top_k(lens: Lens, layer: int, position: int, k: int) -> TopK:
+    return TopK(
+        lens.top_ids[layer, position, :k],
+        lens.top_probs[layer, position, :k],
+        float(lens.entropy[layer, position]),
+    )
+
+
+def output_top_k(trace: Trace, position: int, k: int) -> TopK:
+    """The model's own next-token distribution after `position`, as the trace kept it."""
+    return TopK(
+        trace.top_ids[position, :k],
+        trace.top_probs[position, :k],
+        float(trace.entropy[position]),
+    )
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One emitted token, followed down its own column and back through earlier positions."""
+
+    position: int  # the position whose output chose it; the token itself sits at position + 1
+    token_id: int
+    ranks: np.ndarray  # (L+1,): its rank in the lens at each layer of `position` (0 = top)
+    entered: int | None  # first layer whose lens top-k holds it (None: no layer does)
+    settled: int | None  # first layer from which it stays in the top-k up to the output
+    earlier: tuple[int, int] | None  # (position, layer): earliest earlier cell with it in top-k
+    earlier_share: float  # share of all earlier cells (layers ≥ 1) whose top-k holds it
+    in_text_before: bool  # the token already occurs in the text up to `position`
+
+    @property
+    def steps_ahead(self) -> int | None:
+        return None if self.earlier is None else self.position - self.earlier[0]
+
+
+def settled_layer(inside: np.ndarray) -> int | None:
+    """The first layer from which `inside` holds up to the last layer; None if the last fails."""
+    if not inside[-1]:
+        return None
+    outside = np.flatnonzero(~inside)
+    return int(outside[-1]) + 1 if outside.size else 0
+
+
+def first_seen(lens: Lens, trace: Trace, first_position: int, k: int) -> tuple[Sighting, ...]:
+    """For each token emitted from `first_position` on: where the lens first shows it.
+
+    The look back skips layer 0: the embeddings hold the input token itself (with tied
+    embeddings the lens reads back that very token), which is no prediction of anything.
+    """
+    in_top_k = lens.top_ids[:, :, :k]  # (L+1, T, k)
+    sightings = []
+    for position in range(first_position, trace.n_tokens - 1):
+        token = int(trace.token_ids[position + 1])
+        ranks = lens.next_rank[:, position]
+        inside = ranks < k  # (L+1,)
+        seen_before = (in_top_k[1:, :position] == token).any(-1)  # (L, position)
+        earlier_positions = np.flatnonzero(seen_before.any(0))
+        earlier = None
+        if earlier_positions.size:
+            first = int(earlier_positions[0])
+            earlier = (first, 1 + int(np.flatnonzero(seen_before[:, first])[0]))
+        sightings.append(
+            Sighting(
+                position=position,
+                token_id=token,
+                ranks=ranks,
+                entered=int(np.flatnonzero(inside)[0]) if inside.any() else None,
+                settled=settled_layer(inside),
+                earlier=earlier,
+                earlier_share=float(seen_before.mean()) if position else 0.0,
+                in_text_before=bool((trace.token_ids[: position + 1] == token).any()),
+            )
+        )
+    return tuple(sightings)
+
+
+def label_grid(lm: LoadedModel, ids: np.ndarray) -> np.ndarray:
+    """Display labels for an array of token ids, same shape; each distinct id decoded once."""
+    distinct, where = np.unique(ids, return_inverse=True)
+    return np.asarray(token_labels(lm, distinct.tolist()), dtype=object)[where].reshape(ids.shape)
+
+
+def entropy_extremes(trace: Trace, first: int, last: int) -> tuple[int, int]:
+    """The positions in first..last-1 where the model was surest and most hesitant."""
+    window = trace.entropy[first:last]
+    return first + int(np.argmin(window)), first + int(np.argmax(window))
+
+
+@dataclass(frozen=True)
+class LookaheadSummary:
+    """The look back over all emitted tokens, in the few numbers the page states."""
+
+    emitted: int
+    median_settled: float | None  # over the tokens that end in the top-k
+    settled_late: int  # tokens that settle only within the last LATE_LAYERS layers
+    with_earlier: int  # tokens some earlier cell already ranked in its top-k
+    new_with_earlier: int  # of those, tokens not already in the text before
+    rarest: Sighting | None  # new token with an earlier sighting in the fewest earlier cells
+
+
+def summarize(sightings: tuple[Sighting, ...], n_layers: int) -> LookaheadSummary:
+    """`n_layers`: rows of the lens (embedding + decoder layers)."""
+    settled = [s.settled for s in sightings if s.settled is not None]
+    hinted = [s for s in sightings if s.earlier is not None]
+    new = [s for s in hinted if not s.in_text_before]
+    return LookaheadSummary(
+        emitted=len(sightings),
+        median_settled=float(np.median(settled)) if settled else None,
+        settled_late=sum(layer > n_layers - 1 - LATE_LAYERS for layer in settled),
+        with_earlier=len(hinted),
+        new_with_earlier=len(new),
+        rarest=min(new, key=lambda s: s.earlier_share) if new else None,
+    )

@@ -1,0 +1,100 @@
+"""/plan through Streamlit's AppTest: it renders, clamps bad selections, and a selection change
+calls no model (not the forward pass, not the lens, not any torch module)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lib import generate, lens, trace
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Count every torch module call in this process, and every run of the lens, the trace and
+    the generation; caches are cleared so the first run really computes."""
+    counts = {"modules": 0, "lens": 0, "trace": 0, "generate": 0}
+
+    def count_module(module, args):
+        counts["modules"] += 1
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(lens, "logit_lens", counted("lens", lens.logit_lens))
+    monkeypatch.setattr(trace, "run_trace", counted("trace", trace.run_trace))
+    monkeypatch.setattr(generate, "generate", counted("generate", generate.generate))
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(count_module)
+    st.cache_resource.clear()
+    yield counts
+    handle.remove()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def plan_page():
+    def run(**query: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=300)
+        at.query_params.update(query)
+        at.switch_page("views/plan.py")
+        return at.run()
+
+    return run
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [
+        json.loads(element.proto.spec)
+        for element in at.main
+        if getattr(element, "type", None) == "vega_lite_chart"
+    ]
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(e.value for e in [*at.markdown, *at.caption, *at.subheader, *at.warning])
+
+
+def test_renders_and_a_selection_change_calls_no_model(plan_page, calls):
+    at = plan_page(model="tiny-random", new="4", token="3", layer="2", k="5")
+    assert not at.exception, at.exception
+    assert calls["lens"] == 1 and calls["trace"] == 1 and calls["generate"] == 1
+    assert calls["modules"] > 0
+    assert len(charts(at)) == 5  # output bars, entropy strip, lens heatmap, cell bars, first seen
+    assert "Layer 2, after `·`" in texts(at)  # "The cure…": position 3 is the first space
+    assert "1. The distribution the text hides" in [h.value for h in at.header]
+
+    before = dict(calls)
+    at.slider(key="token").set_value(6).run()
+    at.slider(key="layer").set_value(1).run()
+    at.slider(key="k").set_value(12).run()
+    assert not at.exception, at.exception
+    assert calls == before  # three selection changes: not one model call of any kind
+    assert "Layer 1, after `r`" in texts(at)
+    assert "**outside the top 12**" in texts(at)
+
+
+def test_out_of_range_selection_is_clamped_with_a_notice(plan_page, calls):
+    at = plan_page(model="tiny-random", new="2", token="999", layer="60")
+    assert not at.exception, at.exception
+    warnings = [warning.value for warning in at.warning]
+    assert any("`token` must be 0–" in w for w in warnings), warnings
+    assert any("`layer` must be 0–3 here" in w for w in warnings), warnings
+    assert at.slider(key="layer").value == 3
+
+
+def test_the_real_model_page(plan_page, calls):
+    at = plan_page(prompt="The cure for cancer is", new="8", token="4")
+    assert not at.exception, at.exception
+    assert "Layer 0, after `·is`" in texts(at)
+    assert "of 8 emitted tokens were already in the top 10" in texts(at)
+    heatmap = next(spec for spec in charts(at) if "lens_cell" in json.dumps(spec))
+    assert '"fields": ["position", "layer"]' in json.dumps(heatmap)

@@ -1,0 +1,69 @@
+"""/plan in Debian's Chromium against a real server and the real model: the top-k bars, the
+lens heatmap, and a click on a lens cell that selects it and shows its top-k."""
+
+import re
+from urllib.parse import parse_qs, quote, urlparse
+
+from tests.browser.conftest import screenshot
+from tests.browser.server import wait_idle
+
+DETAIL = re.compile(r"Layer (\d+), after (.+) \((\d+)\)")
+CHARTS = "[data-testid='stMain'] [data-testid='stVegaLiteChart']"
+TALL = {"width": 1400, "height": 3700}  # the whole page in one screenshot
+
+
+def detail_heading(page) -> tuple[int, str, int]:
+    """(layer, token text, position) of the selected lens cell, from its heading."""
+    for heading in page.locator("[data-testid='stMain'] h3").all_inner_texts():
+        found = DETAIL.fullmatch(heading.strip())
+        if found:
+            layer, label, position = found.groups()
+            return int(layer), label, int(position)
+    raise AssertionError("no heading for the selected lens cell")
+
+
+def test_plan_shows_bars_and_lens_and_a_click_selects_a_cell(server, page):
+    page.set_viewport_size(TALL)
+    page.goto(f"{server}/plan?prompt={quote('The cure for cancer is')}&new=8&token=4")
+    page.get_by_text("1. The distribution the text hides").wait_for(timeout=180_000)
+    wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    charts = page.locator(CHARTS)
+    charts.nth(4).wait_for()  # Vega mounts the charts a moment after the run ends
+    assert charts.count() == 5
+    bars, lens = charts.nth(0), charts.nth(2)
+    assert bars.locator("g.mark-rect path").count() == 10  # k = 10 bars
+    cells = lens.locator("g.mark-rect path[aria-label*='; position: ']")
+    assert cells.count() == 31 * 13  # every (layer, position) of 5 + 8 tokens
+    assert detail_heading(page) == (0, "·is", 4)
+    page.wait_for_timeout(1000)  # let Vega finish drawing
+    screenshot(page, "plan")
+
+    target = lens.locator(
+        "g.mark-rect path[aria-label*='; position: 9;'][aria-label*='; layer: 20;']"
+    )
+    box = target.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('h3')].some(h => h.innerText.startsWith('Layer 20'))",
+        timeout=120_000,
+    )
+    wait_idle(page)
+    assert detail_heading(page) == (20, "·healthy", 9)
+    query = parse_qs(urlparse(page.url).query)
+    assert query.get("token") == ["9"] and query.get("layer") == ["20"]
+    detail = page.locator(CHARTS).nth(3)  # the selected cell's top-k bars
+    assert detail.locator("g.mark-rect path").count() == 10
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.wait_for_timeout(1000)
+    screenshot(page, "plan-clicked")
+
+
+def test_a_hostile_link_gives_notices_and_a_working_page(server, page):
+    page.goto(f"{server}/plan?model=tiny-random&new=2&token=999&layer=70&k=50")
+    page.get_by_text("1. The distribution the text hides").wait_for(timeout=120_000)
+    wait_idle(page)
+    text = page.locator("[data-testid='stMain']").inner_text()
+    assert "`k` must be 1–20" in text or "k must be 1–20" in text
+    assert "must be 0–3 here" in text  # the layer, clamped to the tiny model's 4 rows
+    assert page.locator("[data-testid='stException']").count() == 0
