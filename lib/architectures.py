@@ -45,6 +45,7 @@ class Architecture(ABC):
     """One dependency rule on the grid of `layers` + 1 rows; `parents` is the whole definition."""
 
     name: ClassVar[str]
+    label: ClassVar[str]  # the name a reader sees
     layers: int
 
     def __post_init__(self) -> None:
@@ -84,6 +85,7 @@ class TransformerRule(Architecture):
     """Causal transformer: the KV cache holds layer l-1 of every past token for layer l."""
 
     name: ClassVar[str] = "transformer"
+    label: ClassVar[str] = "Transformer"
 
     def parents(self, cell: Cell) -> tuple[Cell, ...]:
         self.check_cell(cell)
@@ -118,6 +120,7 @@ class RNNRule(Architecture):
     """Stacked RNN: layer l of token t reads its own previous hidden vector and the layer below."""
 
     name: ClassVar[str] = "rnn"
+    label: ClassVar[str] = "RNN (stacked)"
 
     def parents(self, cell: Cell) -> tuple[Cell, ...]:
         self.check_cell(cell)
@@ -154,6 +157,7 @@ class FeedbackRule(Architecture):
     token, so the top of the past is visible to the bottom of the present."""
 
     name: ClassVar[str] = "feedback"
+    label: ClassVar[str] = "Feedback transformer"
 
     def parents(self, cell: Cell) -> tuple[Cell, ...]:
         self.check_cell(cell)
@@ -287,6 +291,62 @@ def longest_path(rule: Architecture, src_token: int, dst_token: int) -> int | No
         if reached:
             depth[cell] = max(reached)
     return max(depth[cell] for cell in depth if cell[0] == dst_token)
+
+
+def parallel_over_time(rule: Architecture, tokens: int) -> bool:
+    """True when one more token adds no sequential step to training: time costs no depth."""
+    return rule.training_sequential_steps(tokens + 1) == rule.training_sequential_steps(tokens)
+
+
+@dataclass(frozen=True)
+class StepNumbers:
+    """What carrying the past into step `step` costs and buys, for one rule on a `tokens`-token
+    run with hidden width `width`. Every field is derived from the rule, so the page can put the
+    three architectures side by side without any number typed by hand."""
+
+    name: str
+    step: int
+    tokens: int
+    width: int
+    state_values: int  # numbers carried from steps 0..step-1 into `step`
+    state_bytes: int  # the same in float32
+    state_growth: int  # numbers the state gains per token (0: a fixed-size state)
+    longest_path: int  # longest chain of dependent computations, token 0 → `step`
+    training_steps: int  # sequential layer computations to train on `tokens` tokens
+    parallel_over_time: bool
+    past_cells: int  # cells of the earlier tokens: step · (L+1)
+    past_cells_read: int  # of those, read directly by some cell of `step`
+    past_cells_in_cone: int  # of those, that the top cell (step, L) depends on at all
+    past_tops_in_cone: int  # of the `step` earlier top-layer cells, those in that cone
+    readable_past: str
+
+
+def step_numbers(rule: Architecture, step: int, tokens: int, width: int) -> StepNumbers:
+    """The numbers shown under one diagram, for step `step` of a `tokens`-token run."""
+    if not 0 <= step < tokens:
+        raise ValueError(f"step {step} is not one of the {tokens} tokens")
+    top = (step, rule.layers)
+    read = {parent for layer in range(rule.layers + 1) for parent in rule.parents((step, layer))}
+    cone = ancestors(rule, top)
+    path = longest_path(rule, 0, step)
+    assert path is not None  # token `step` ≥ 0 always depends on token 0
+    return StepNumbers(
+        name=rule.name,
+        step=step,
+        tokens=tokens,
+        width=width,
+        state_values=rule.state_values(step, width),
+        state_bytes=rule.state_bytes(step, width),
+        state_growth=rule.state_values(step + 1, width) - rule.state_values(step, width),
+        longest_path=path,
+        training_steps=rule.training_sequential_steps(tokens),
+        parallel_over_time=parallel_over_time(rule, tokens),
+        past_cells=step * (rule.layers + 1),
+        past_cells_read=sum(1 for t, _ in read if t < step),
+        past_cells_in_cone=sum(1 for t, _ in cone if t < step),
+        past_tops_in_cone=sum(1 for t, layer in cone if t < step and layer == rule.layers),
+        readable_past=rule.readable_past(step),
+    )
 
 
 def _check_tokens(tokens: int) -> None:
