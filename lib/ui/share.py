@@ -29,27 +29,25 @@ def share_box() -> None:
         st.code(share_link(state.current().config), language=None, wrap_lines=True)
 
 
-def chart_downloads(chart: alt.TopLevelMixin, name: str, key: str) -> None:
-    """PNG and SVG buttons under a chart, rendered on the server only when clicked."""
-    png, svg = st.columns(2)
-    png.download_button(
-        "PNG",
-        data=lambda: export.chart_png(chart),
-        file_name=f"{name}.png",
-        mime="image/png",
-        key=f"{key}-png",
-        icon="🖼️",
-        on_click="ignore",
-    )
-    svg.download_button(
-        "SVG",
-        data=lambda: export.chart_svg(chart),
-        file_name=f"{name}.svg",
-        mime="image/svg+xml",
-        key=f"{key}-svg",
-        icon="📐",
-        on_click="ignore",
-    )
+def chart_downloads(chart: alt.TopLevelMixin, name: str) -> None:
+    """A small "Export" menu under a chart: PNG and SVG, rendered on the server when clicked."""
+    with st.popover("Export figure", icon="⤓"):
+        st.download_button(
+            "PNG",
+            data=lambda: export.chart_png(chart),
+            file_name=f"{name}.png",
+            mime="image/png",
+            key=f"{name}-png",
+            on_click="ignore",
+        )
+        st.download_button(
+            "SVG",
+            data=lambda: export.chart_svg(chart),
+            file_name=f"{name}.svg",
+            mime="image/svg+xml",
+            key=f"{name}-svg",
+            on_click="ignore",
+        )
 
 
 def data_downloads(
@@ -59,24 +57,22 @@ def data_downloads(
     data: Mapping[str, Any],
     table: pd.DataFrame | None = None,
 ) -> None:
-    """The page's data as JSON (with its configuration), and its main table as CSV."""
-    columns = st.columns(2)
-    columns[0].download_button(
-        "Data (JSON)",
-        data=lambda: export.view_json(page, cfg, data),
-        file_name=f"{name}.json",
-        mime="application/json",
-        key=f"{name}-json",
-        icon="🧾",
-        on_click="ignore",
-    )
-    if table is not None:
-        columns[1].download_button(
-            "Table (CSV)",
-            data=lambda: export.table_csv(table),
-            file_name=f"{name}.csv",
-            mime="text/csv",
-            key=f"{name}-csv",
-            icon="📊",
+    """The page's data as JSON (with its configuration and model), and its main table as CSV."""
+    with st.popover("Export data", icon="🧾"):
+        st.download_button(
+            "JSON (data + configuration)",
+            data=lambda: export.view_json(page, cfg, data),
+            file_name=f"{name}.json",
+            mime="application/json",
+            key=f"{name}-json",
             on_click="ignore",
         )
+        if table is not None:
+            st.download_button(
+                "CSV (table)",
+                data=lambda: export.table_csv(table),
+                file_name=f"{name}.csv",
+                mime="text/csv",
+                key=f"{name}-csv",
+                on_click="ignore",
+            )
