@@ -1,10 +1,12 @@
 """Home: the question, the prompt as tokens, the model's continuation, the model's shape."""
 
+import dataclasses
+
 import streamlit as st
 
-from lib import content
+from lib import content, export
 from lib.trace import decode_text, token_labels
-from lib.ui import resources, state, text
+from lib.ui import resources, share, state, text
 
 cfg = state.current().config
 st.title(content.page_text("home", "title"))
@@ -31,8 +33,9 @@ def stream(step) -> None:
 
 run = resources.generation(cfg, prompt.ids, on_step=stream)
 live.markdown(text.continuation(prompt_text, decode_text(lm, run.new_ids), done=True))
+decoding = "greedy decoding" if cfg.seed is None else f"sampling with seed {cfg.seed}"
 st.caption(
-    f"{len(run.steps)} tokens, greedy decoding with the KV cache on, "
+    f"{len(run.steps)} tokens, {decoding} with the KV cache on, "
     f"{run.seconds.sum():.2f} s of forward passes on this machine's CPU."
 )
 
@@ -51,6 +54,19 @@ st.caption(
     f"{shape.head_dim} values × {shape.bytes_per_value} bytes = "
     f"{text.human_bytes(shape.cache_bytes_per_token)} in the cache. After this run the cache "
     f"held {held} tokens: {text.human_bytes(int(run.cache_bytes[-1]))}, measured on its tensors."
+)
+share.data_downloads(
+    "home",
+    cfg,
+    export.view_name("home", ("new", cfg.new)),
+    {
+        "prompt_tokens": token_labels(lm, prompt.ids),
+        "continuation": decode_text(lm, run.new_ids),
+        "continuation_tokens": [step.label for step in run.steps],
+        "step_seconds": run.seconds,
+        "cache_bytes": run.cache_bytes,
+        "shape": dataclasses.asdict(shape),
+    },
 )
 
 st.subheader("Explore")

@@ -73,3 +73,9 @@ def test_the_share_box_holds_every_non_default_setting(app):
     at = app(model="tiny-random", new="5", prompt="Hello there")
     shared = at.sidebar.code[0].value
     assert "model=tiny-random" in shared and "new=5" in shared and "prompt=Hello+there" in shared
+
+
+def test_the_home_page_exports_its_data_as_json(app):
+    at = app(model="tiny-random", new="4")
+    keys = [button.key for button in at.get("download_button")]
+    assert "home-new4-json" in keys  # the key is the file's name (home-new4.json) + its kind
