@@ -26,12 +26,35 @@ def view_name(page: str, *parts: tuple[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(words)).strip("-")
 
 
+STATIC_WIDTH = 640
+
+
+def _static_spec(chart: alt.TopLevelMixin) -> dict:
+    """The chart's spec with a fixed width: off the page there is no column to stretch to."""
+
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: STATIC_WIDTH if key == "width" and value == "container" else fix(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [fix(item) for item in node]
+        return node
+
+    spec = fix(chart.to_dict())
+    composed = {"hconcat", "vconcat", "concat", "facet", "repeat"} & spec.keys()
+    if not composed and "width" not in spec:  # drawn at the column's width on the page
+        spec["width"] = STATIC_WIDTH
+    return spec
+
+
 def chart_png(chart: alt.TopLevelMixin, scale: float = 2.0) -> bytes:
-    return vl_convert.vegalite_to_png(chart.to_json(), scale=scale)
+    return vl_convert.vegalite_to_png(_static_spec(chart), scale=scale)
 
 
 def chart_svg(chart: alt.TopLevelMixin) -> str:
-    return vl_convert.vegalite_to_svg(chart.to_json())
+    return vl_convert.vegalite_to_svg(_static_spec(chart))
 
 
 def _plain(value: Any) -> Any:

@@ -31,7 +31,7 @@ def share_box() -> None:
 
 def chart_downloads(chart: alt.TopLevelMixin, name: str) -> None:
     """A small "Export" menu under a chart: PNG and SVG, rendered on the server when clicked."""
-    with st.popover("Export figure", icon="⤓"):
+    with st.popover("Export figure", icon=":material/download:"):
         st.download_button(
             "PNG",
             data=lambda: export.chart_png(chart),
@@ -58,7 +58,7 @@ def data_downloads(
     table: pd.DataFrame | None = None,
 ) -> None:
     """The page's data as JSON (with its configuration and model), and its main table as CSV."""
-    with st.popover("Export data", icon="🧾"):
+    with st.popover("Export data", icon=":material/dataset:"):
         st.download_button(
             "JSON (data + configuration)",
             data=lambda: export.view_json(page, cfg, data),

@@ -47,3 +47,9 @@ def test_json_carries_the_configuration_and_the_data():
 def test_csv_round_trips():
     frame = pd.DataFrame({"token": ["a,b", "c"], "p": [0.5, 0.25]})
     assert pd.read_csv(io.StringIO(table_csv(frame))).equals(frame)
+
+
+def test_charts_drawn_at_the_column_width_render_at_a_fixed_width():
+    for stretched in (CHART, CHART.properties(width="container")):
+        root = ElementTree.fromstring(chart_svg(stretched))
+        assert float(root.get("width")) > 600
