@@ -5,7 +5,7 @@ import streamlit as st
 from lib.architectures import ARCHITECTURES, make_rule, step_numbers
 from lib.charts import architectures as charts
 from lib.ui import architectures as ui
-from lib.ui import state
+from lib.ui import share, state
 
 cfg = state.current().config
 rules = {name: make_rule(name, cfg.layers) for name in ARCHITECTURES}
@@ -42,34 +42,40 @@ key, where = st.columns([3, 2], vertical_alignment="center")
 where.markdown(f"**Selected cell: token {t}, layer {layer}.** Click any cell to move it.")
 key.altair_chart(charts.legend_chart(), width="stretch")
 
+numbers, cells, checks = {}, {}, {}
 for column, (name, rule) in zip(st.columns(3), rules.items(), strict=True):
     diagram = charts.diagram_data(rule, view.cell, view.tokens)
-    numbers = step_numbers(rule, t, view.tokens, view.width)
+    numbers[name] = step_numbers(rule, t, view.tokens, view.width)
+    cells[name] = diagram.cells
     with column:
-        ui.clickable_diagram(charts.diagram_chart(diagram), name, view)
+        chart = charts.diagram_chart(diagram)
+        ui.clickable_diagram(chart, name, view)
+        share.chart_downloads(ui.for_export(chart, "diagram"), ui.export_name(view, name))
         st.caption(
             f"Backward cone: {ui.plural(diagram.count('past'), 'cell')} · "
             f"forward reach: {ui.plural(diagram.count('future'), 'cell')}"
         )
-        st.markdown(ui.numbers_markdown(numbers, view.layers))
-        st.caption(numbers.readable_past)
+        st.markdown(ui.numbers_markdown(numbers[name], view.layers))
+        st.caption(numbers[name].readable_past)
         with st.spinner("Checking the toy model…"):
-            result = ui.verification(name, view.tokens, view.layers)
+            checks[name] = ui.verification(name, view.tokens, view.layers)
         st.markdown(
             f"**Live check on a tiny {rule.label} in torch** ({grid_size}, random weights):  \n"
-            f"{ui.verification_markdown(result)}"
+            f"{ui.verification_markdown(checks[name])}"
         )
 
+size_data = charts.state_size_data(view.layers, view.tokens, view.width)
+path_data = charts.serial_path_data(view.layers, view.tokens)
 sizes, paths = st.columns(2)
 with sizes:
-    st.altair_chart(
-        charts.state_size_chart(charts.state_size_data(view.layers, view.tokens, view.width), t),
-        width="stretch",
-    )
+    chart = charts.state_size_chart(size_data, t)
+    st.altair_chart(chart, width="stretch")
+    share.chart_downloads(ui.for_export(chart, "curve"), ui.export_name(view, "state-size"))
 with paths:
-    st.altair_chart(
-        charts.serial_path_chart(charts.serial_path_data(view.layers, view.tokens), view.layers),
-        width="stretch",
-    )
+    chart = charts.serial_path_chart(path_data, view.layers)
+    st.altair_chart(chart, width="stretch")
+    share.chart_downloads(ui.for_export(chart, "curve"), ui.export_name(view, "serial-path"))
 
 ui.flow_link(cfg)
+data, table = ui.export_data(view, numbers, cells, checks, size_data, path_data)
+share.data_downloads(ui.PAGE, cfg, ui.export_name(view), data, table)

@@ -8,7 +8,7 @@ from lib.charts import cache as charts
 from lib.config import MAX_SEED
 from lib.trace import decode_text
 from lib.ui import cache as ui
-from lib.ui import resources, state, text
+from lib.ui import resources, share, state, text
 from lib.ui.state import bound
 
 cfg = state.current().config
@@ -47,9 +47,11 @@ saved = cache_compare.savings(on, off)
 decoding = "greedy decoding" if cfg.seed is None else f"sampling with seed {cfg.seed}"
 
 prompt_text = decode_text(lm, prompt.ids)
+generated = {}
 for column, run, mode in ((left, on, "on"), (right, off, "off")):
+    generated[f"cache {mode}"] = decode_text(lm, run.new_ids)
     column.subheader(f"Cache {mode}")
-    column.markdown(text.continuation(prompt_text, decode_text(lm, run.new_ids), done=True))
+    column.markdown(text.continuation(prompt_text, generated[f"cache {mode}"], done=True))
     column.caption(f"{len(run.steps)} tokens, {decoding}, {cfg.dtype}.")
 
 verdict = comparison.summary
@@ -95,15 +97,22 @@ st.caption(
     f"cells and {timing}. Median step: {saved.median_step_on * 1000:.0f} ms with the cache, "
     f"{saved.median_step_off * 1000:.0f} ms without."
 )
-time_chart, cells_chart = st.columns(2)
-time_chart.altair_chart(charts.step_times(on.seconds, off.seconds), width="stretch")
-cells_chart.altair_chart(charts.step_cells(on.cells, off.cells), width="stretch")
+time_column, cells_column = st.columns(2)
+with time_column:
+    time_chart = charts.step_times(on.seconds, off.seconds)
+    st.altair_chart(time_chart, width="stretch")
+    share.chart_downloads(time_chart, ui.export_name(cfg, ("fig", "times")))
+with cells_column:
+    cells_chart = charts.step_cells(on.cells, off.cells)
+    st.altair_chart(cells_chart, width="stretch")
+    share.chart_downloads(cells_chart, ui.export_name(cfg, ("fig", "cells")))
 
 size = cache_compare.cache_size(on, shape)
-size_chart, size_text = st.columns([3, 2])
-size_chart.altair_chart(
-    charts.cache_size(size.tokens, size.measured, size.formula), width="stretch"
-)
+size_column, size_text = st.columns([3, 2])
+with size_column:
+    size_chart = charts.cache_size(size.tokens, size.measured, size.formula)
+    st.altair_chart(size_chart, width="stretch")
+    share.chart_downloads(size_chart, ui.export_name(cfg, ("fig", "size")))
 agree = "equal the formula at every step" if size.agree else "DO NOT equal the formula"
 size_text.markdown(
     f"**Measured on the cache tensors** after the last step: {int(size.tokens[-1])} tokens, "
@@ -153,32 +162,39 @@ st.markdown(
     f"{int(off.cells[cache_compare.step_within(off, step)])}. Click a cell to choose its layer "
     "below."
 )
+grid_on_chart = charts.cell_grid(
+    grid_on, labels_on, layer, f"Cache on, step {step} (outlined: layer {layer}, read below)"
+)
 st.altair_chart(
-    charts.cell_grid(
-        grid_on, labels_on, layer, f"Cache on, step {step} (outlined: layer {layer}, read below)"
-    ),
+    grid_on_chart,
     width="stretch",
     key="grid_on",
     on_select=ui.layer_from_click("grid_on", shape.layers),
     selection_mode=charts.GRID_SELECTION,
 )
+selected = (("step", step), ("layer", layer))
+share.chart_downloads(grid_on_chart, ui.export_name(cfg, *selected, ("fig", "gridon")))
+grids = {"cache on": ui.grid_data(grid_on, step)}
 if offgrid == "on":
     off_step = cache_compare.step_within(off, step)
     grid_off = cache_compare.cell_states(off, off_step, cache_compare.fed_positions(off))
     counts_off = cache_compare.state_counts(grid_off)
+    grid_off_chart = charts.cell_grid(
+        grid_off,
+        cache_compare.sequence_labels(trace.tokens[: len(prompt.ids)], off),
+        layer,
+        f"Cache off, step {off_step}: {counts_off[CellState.RECOMPUTED]} cells recomputed, "
+        f"{counts_off[CellState.COMPUTED]} computed now",
+    )
     st.altair_chart(
-        charts.cell_grid(
-            grid_off,
-            cache_compare.sequence_labels(trace.tokens[: len(prompt.ids)], off),
-            layer,
-            f"Cache off, step {off_step}: {counts_off[CellState.RECOMPUTED]} cells recomputed, "
-            f"{counts_off[CellState.COMPUTED]} computed now",
-        ),
+        grid_off_chart,
         width="stretch",
         key="grid_off",
         on_select=ui.layer_from_click("grid_off", shape.layers),
         selection_mode=charts.GRID_SELECTION,
     )
+    share.chart_downloads(grid_off_chart, ui.export_name(cfg, *selected, ("fig", "gridoff")))
+    grids["cache off"] = ui.grid_data(grid_off, off_step)
 
 st.subheader("What the new token reads from the cache")
 layer_column, head_column = st.columns([3, 1])
@@ -200,7 +216,10 @@ with head_column:
         required=True,
     )
 view = cache_compare.cache_view(trace, query, layer, kv_head)
-st.altair_chart(charts.cached_rows(view, labels_on, layer, kv_head), width="content")
+rows_chart = charts.cached_rows(view, labels_on, layer, kv_head)
+st.altair_chart(rows_chart, width="content")
+rows_view = (("step", step), ("layer", layer), ("kvhead", kv_head))
+share.chart_downloads(rows_chart, ui.export_name(cfg, *rows_view, ("fig", "rows")))
 top, top_weight = view.most_read
 st.caption(
     f"The cache of layer {layer}, KV head {kv_head}, at step {step}: one K row and one V row "
@@ -209,6 +228,29 @@ st.caption(
     f"{', '.join(map(str, view.heads))} share this KV head; on average they weigh "
     f"`{labels_on[top]}` (position {top}) most, {top_weight:.2f} of "
     "their attention. These rows are the past internal states the new token reads."
+)
+
+table = ui.step_table(on, off, comparison, size)
+share.data_downloads(
+    ui.PAGE,
+    cfg,
+    ui.export_name(cfg, *rows_view),
+    ui.page_data(
+        shape=shape,
+        prompt_tokens=len(prompt.ids),
+        generated=generated,
+        comparison=comparison,
+        saved=saved,
+        size=size,
+        table=table,
+        step=step,
+        labels=labels_on,
+        grids=grids,
+        view=view,
+        layer=layer,
+        kv_head=kv_head,
+    ),
+    table,
 )
 
 last = cache_compare.query_position(on, n_steps - 1)

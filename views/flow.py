@@ -1,15 +1,18 @@
 """/flow: which layer-(l−1) states of earlier tokens feed a later token, how strongly, how far a
 chain of hops can climb, and what later tokens do when one token's cached states are edited."""
 
+import math
+
 import streamlit as st
 
-from lib import flow
+from lib import export, flow
 from lib.charts import flow as charts
 from lib.surgery import CacheEdit
 from lib.trace import decode_text, token_labels
 from lib.ui import flow as ui
-from lib.ui import resources, state, text
+from lib.ui import resources, share, state, text
 
+PAGE = "flow"
 cfg = state.current().config
 st.title("What feeds a token: the earlier states it reads")
 
@@ -37,6 +40,7 @@ token = state.clamped("token", cfg.token, n_tokens)
 layer = state.clamped("layer", cfg.layer, n_layers + 1)
 head = ui.clamped_head(cfg.head, shape.heads)
 cell = flow.Cell(token, layer)
+selected = (("token", token), ("layer", layer))  # the parts of a file name that pick the cell
 
 columns = st.columns([3, 3, 1.3, 1.3, 2])
 with columns[0]:
@@ -87,20 +91,25 @@ if head == "all":
 else:
     kv_head = flow.kv_head_of(int(head), shape.heads, shape.kv_heads)
     heads_read = f"query head {head} (it reads KV head {kv_head})"
+heads_part = (("head", head), ("agg", cfg.agg)) if head == "all" else (("head", head),)
+edges_name = export.view_name(PAGE, *selected, *heads_part, ("weight", cfg.weight))
+edge_table = edges.table(labels) if edges.attention.size else None
 st.subheader(f"What feeds token {token} “{labels[token]}” at layer {layer}")
 chart_column, table_column = st.columns([5, 2])
 with chart_column:
+    grid = charts.grid_chart(labels, n_layers, cones, edges)
     st.altair_chart(
-        charts.grid_chart(labels, n_layers, cones, edges),
+        grid,
         key=ui.GRID_KEY,
         on_select=ui.select_from_grid,
         selection_mode=charts.SELECTION,
         width="stretch",
     )
+    share.chart_downloads(charts.for_file(grid, n_tokens), f"{edges_name}-figgrid")
 with table_column:
-    if edges.attention.size:
+    if edge_table is not None:
         st.dataframe(
-            edges.table(labels),
+            edge_table,
             hide_index=True,
             height=ui.table_height(token + 1, charts.plot_height(n_layers + 1)),
             column_config={
@@ -141,12 +150,16 @@ st.subheader("The cone: what can move this state, measured by gradients")
 cone = ui.gradient_cone(cfg, lm, trace, cell)
 stairs = flow.staircase(cell, n_tokens, n_layers)
 summary = flow.cone_summary(cone, cones)
+cone_figure = charts.cone_chart(labels, cone, cones, stairs)
 st.altair_chart(
-    charts.cone_chart(labels, cone, cones, stairs),
+    cone_figure,
     key=ui.CONE_KEY,
     on_select=ui.select_from_cone,
     selection_mode=charts.SELECTION,
     width="stretch",
+)
+share.chart_downloads(
+    charts.for_file(cone_figure, n_tokens), export.view_name(PAGE, *selected, ("fig", "cone"))
 )
 strongest = (
     f" Among the direct parents (row {layer - 1}), the earlier token that moves it most is "
@@ -221,6 +234,9 @@ if first > last:
     st.warning(f"`from` ({first}) is above `to` ({last}): editing layers {last}–{first}.")
     first, last = last, first
 edit = CacheEdit(src, first, last, cfg.edit, other)
+edit_parts = (("src", src), ("from", first), ("to", last), ("edit", cfg.edit))
+if cfg.edit == "token":
+    edit_parts += (("other", other),)
 layers_text = f"layer {first}" if first == last else f"layers {first}–{last}"
 rows_text = "Row 0" if first == 0 else f"Rows 0–{first}"
 result = ui.run_surgery(cfg, lm, trace, run.n_prompt, edit)
@@ -233,7 +249,12 @@ st.markdown(
     f"The cached K and V of token {src} “{labels[src]}” in {layers_text} were "
     f"{done}; every word stays the same. Every later position was recomputed on that cache."
 )
-st.altair_chart(charts.surgery_chart(labels, result), width="stretch")
+surgery_figure = charts.surgery_chart(labels, result)
+st.altair_chart(surgery_figure, width="stretch")
+share.chart_downloads(
+    charts.for_file(surgery_figure, n_tokens),
+    export.view_name(PAGE, *edit_parts, ("fig", "surgery")),
+)
 metrics = st.columns(4)
 metrics[0].metric("Mean KL (nats)", f"{result.kl.mean():.3f}")
 metrics[1].metric("Largest KL (nats)", f"{result.kl.max():.3f}")
@@ -249,23 +270,23 @@ st.caption(
     f"{result.below_edit_change:.1e} (relative; float error of the split pass). Row {first + 1}, "
     f"the first that reads the edited cache, moved by up to {result.above_edit_change:.3f}."
 )
+surgery_table = result.table(
+    labels, token_labels(lm, result.top_before), token_labels(lm, result.top_after)
+)
 with st.expander("Numbers per later position"):
-    st.dataframe(
-        result.table(
-            labels, token_labels(lm, result.top_before), token_labels(lm, result.top_after)
-        ),
-        hide_index=True,
-    )
+    st.dataframe(surgery_table, hide_index=True)
 
 prefix_text = decode_text(lm, trace.token_ids[: result.start])
+text_before = decode_text(lm, result.continuation_before)
+text_after = decode_text(lm, result.continuation_after)
 diverge = result.first_divergence
 before_column, after_column = st.columns(2)
 with before_column:
     st.markdown("**Greedy continuation from the unedited cache**")
-    st.markdown(text.continuation(prefix_text, decode_text(lm, result.continuation_before), True))
+    st.markdown(text.continuation(prefix_text, text_before, True))
 with after_column:
     st.markdown("**Greedy continuation from the edited cache**")
-    st.markdown(text.continuation(prefix_text, decode_text(lm, result.continuation_after), True))
+    st.markdown(text.continuation(prefix_text, text_after, True))
 st.caption(
     f"Both are {ui.count(len(result.continuation_before), 'greedy token')} after position "
     f"{result.start - 1}. "
@@ -275,4 +296,47 @@ st.caption(
         else f"They part at regenerated token {diverge}: the edited internal state changed "
         "what the model wrote."
     )
+)
+
+# 5. Export: what the page shows, with the configuration that reproduces it (the JSON is built
+# only when the button is pressed; these are references to numbers already computed above).
+ratio = summary.strongest_parent_ratio
+share.data_downloads(
+    PAGE,
+    cfg,
+    edges_name,
+    {
+        "tokens": list(labels),
+        "n_prompt": run.n_prompt,
+        "cell": {"token": token, "layer": layer},
+        "edges": {
+            "heads": heads_read,
+            "source_row": edges.source_row if edge_table is not None else None,
+            "table": edge_table,
+        },
+        "cone": {
+            "gradient_norms_by_row": cone.norms,  # (layers + 1, tokens): row 0 = embedding
+            "inside": summary.inside,
+            "inside_nonzero": summary.inside_nonzero,
+            "outside": summary.outside,
+            "outside_max": summary.outside_max,
+            "strongest_parent": summary.strongest_parent,
+            "strongest_parent_ratio": ratio if math.isfinite(ratio) else None,
+            "staircase": [[step.token, step.layer] for step in stairs.cells],
+            "hops_above": stairs.hops_above,
+            "hops_below": stairs.hops_below,
+        },
+        "surgery": {
+            "edit": {"src": src, "from": first, "to": last, "kind": cfg.edit, "other": other},
+            "per_position": surgery_table,
+            "row_change": result.row_change,
+            "prefix_change": result.prefix_change,
+            "below_edit_change": result.below_edit_change,
+            "above_edit_change": result.above_edit_change,
+            "continuation_before": text_before,
+            "continuation_after": text_after,
+            "first_divergence": result.first_divergence,
+        },
+    },
+    edge_table,
 )

@@ -4,11 +4,13 @@ when an emitted token first shows up inside the model."""
 import pandas as pd
 import streamlit as st
 
-from lib import lens
+from lib import export, lens
 from lib.charts import plan as charts
 from lib.trace import TOP_K, token_labels
 from lib.ui import plan as ui
-from lib.ui import resources, state, text
+from lib.ui import resources, share, state, text
+
+PAGE = "plan"
 
 cfg = state.current().config
 st.title("The hidden state the text throws away — and does the model plan ahead?")
@@ -66,12 +68,20 @@ came_next = int(trace.token_ids[token + 1]) if token + 1 < n_tokens else None
 kind = "was generated" if token + 1 >= n_prompt else "came next in the prompt"
 
 
-def bars(top: lens.TopK) -> None:
-    """Top-k bars, the token that came next after `token` marked."""
+def name(*parts: tuple[str, object]) -> str:
+    """The file name of one figure or of the page's data: `plan-token4-layer0-k10-figcell`."""
+    return export.view_name(PAGE, *parts)
+
+
+def bars(top: lens.TopK, file_name: str) -> tuple[str, ...]:
+    """Top-k bars, the token that came next after `token` marked, with their export menu; returns
+    the tokens' labels."""
+    labels = token_labels(lm, top.ids.tolist())
     index = None if came_next is None else top.index_of(came_next)
-    st.altair_chart(
-        charts.top_k_bars(token_labels(lm, top.ids.tolist()), top.probs, index), width="stretch"
-    )
+    chart = charts.top_k_bars(labels, top.probs, index)
+    st.altair_chart(chart, width="stretch")
+    share.chart_downloads(chart, file_name)
+    return labels
 
 
 def numbers(top: lens.TopK, layer_shown: int) -> None:
@@ -91,7 +101,7 @@ output = lens.output_top_k(trace, token, k)
 left, right = st.columns([2, 3])
 with left:
     st.subheader(f"After {chip(token)} (position {token})")
-    bars(output)
+    output_labels = bars(output, name(("token", token), ("k", k), ("fig", "output")))
     numbers(output, out_layer)
     if came_next is None:
         st.caption("The last position: nothing was generated after it.")
@@ -104,13 +114,15 @@ with left:
         )
 with right:
     st.subheader("Where the model was sure, and where it hesitated")
+    strip = charts.entropy_strip(trace.tokens, trace.entropy, n_prompt, token)
     st.altair_chart(
-        charts.entropy_strip(trace.tokens, trace.entropy, n_prompt, token),
+        strip,
         width="stretch",
         key=ui.STRIP_KEY,
         on_select=ui.select_position,
         selection_mode=charts.POSITION_SELECTION,
     )
+    share.chart_downloads(strip, name(("token", token), ("fig", "entropy")))
     if n_tokens - n_prompt > 1:
         surest, hesitant = lens.entropy_extremes(trace, n_prompt - 1, n_tokens - 1)
         st.caption(
@@ -126,13 +138,15 @@ top1 = lens.label_grid(lm, lensed.top_ids[:, :, 0])
 frame = charts.lens_frame(trace.tokens, top1, lensed.top_probs[:, :, 0], lensed.entropy)
 grid, detail = st.columns([5, 2])
 with grid:
+    heatmap = charts.lens_heatmap(frame, trace.tokens, (token, layer))
     st.altair_chart(
-        charts.lens_heatmap(frame, trace.tokens, (token, layer)),
+        heatmap,
         width="stretch",
         key=ui.LENS_KEY,
         on_select=ui.select_lens_cell,
         selection_mode=charts.LENS_SELECTION,
     )
+    share.chart_downloads(heatmap, name(("token", token), ("layer", layer), ("fig", "lens")))
     st.caption(
         f"Each cell: the lens's likeliest next token at that (position, layer), coloured by its "
         f"probability. The top row equals the model's output; click a cell to see its top {k}."
@@ -140,7 +154,7 @@ with grid:
 with detail:
     cell = lens.cell_top_k(lensed, layer, token, k)
     st.subheader(f"Layer {layer}, after {chip(token)} ({token})")
-    bars(cell)
+    cell_labels = bars(cell, name(("token", token), ("layer", layer), ("k", k), ("fig", "cell")))
     numbers(cell, layer)
 
 st.header("3. First seen: when does an emitted token show up inside the model?")
@@ -159,7 +173,9 @@ st.markdown(
     f"the position that emitted it, and the layer from which it stays in the top {k} "
     f"(“settled”). {settled_text}"
 )
-st.altair_chart(charts.first_seen_chart(sightings, trace.tokens, k), width="stretch")
+seen = charts.first_seen_chart(sightings, trace.tokens, k)
+st.altair_chart(seen, width="stretch")
+share.chart_downloads(seen, name(("k", k), ("fig", "firstseen")))
 
 st.subheader("Looking back: was it already in an earlier position's top-k?")
 rows = pd.DataFrame(
@@ -188,6 +204,49 @@ st.dataframe(
             help=f"The base rate: how many earlier cells (layers ≥ 1) hold it in their top {k}.",
         )
     },
+)
+share.data_downloads(
+    PAGE,
+    cfg,
+    name(("token", token), ("layer", layer), ("k", k)),
+    {
+        "tokens": trace.tokens,
+        "token_ids": trace.token_ids,
+        "n_prompt": n_prompt,
+        "selection": {"position": token, "layer": layer, "k": k},
+        "entropy": trace.entropy,
+        "output_top_k": {
+            "tokens": output_labels,
+            "ids": output.ids,
+            "probs": output.probs,
+            "entropy": output.entropy,
+            "mass_outside": output.mass_outside,
+        },
+        "lens_cell_top_k": {
+            "tokens": cell_labels,
+            "ids": cell.ids,
+            "probs": cell.probs,
+            "entropy": cell.entropy,
+            "mass_outside": cell.mass_outside,
+        },
+        "lens": {
+            "rows": "embedding, then the output of each layer",
+            "top1_token": top1,
+            # Four decimals, as float64: the grids of a long run stay a few hundred KB.
+            "top1_prob": lensed.top_probs[:, :, 0].astype(float).round(4),
+            "entropy": lensed.entropy.astype(float).round(4),
+            "next_rank": lensed.next_rank,
+        },
+        "first_seen": {
+            "rank_by_layer": [s.ranks for s in sightings],
+            "median_settled": summary.median_settled,
+            "settled_late": summary.settled_late,
+            "with_earlier": summary.with_earlier,
+            "new_with_earlier": summary.new_with_earlier,
+        },
+        "first_seen_table": rows,
+    },
+    rows,
 )
 rarest = summary.rarest
 hint = (

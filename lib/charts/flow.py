@@ -27,6 +27,8 @@ ZONES = {  # zone → colour of the grid's cells
     "selected": "#cb181d",
     "neither": "#eeeeee",
 }
+FILE_TOKEN_PX = 22  # width of one labelled token column in an exported figure
+FILE_MIN_WIDTH = 640  # an exported figure is never narrower (the grid's legend fits)
 EDGE_COLOR = "#08306b"
 STAIR_COLOR = "#cb181d"
 
@@ -112,6 +114,14 @@ def _layered(layers: list[alt.Chart], n_rows: int) -> alt.LayerChart:
     return alt.LayerChart(
         layer=layers, height=plot_height(n_rows), width="container", autosize=FIT_WIDTH
     )
+
+
+def for_file(chart: alt.TopLevelMixin, n_tokens: int) -> alt.TopLevelMixin:
+    """The chart with a width in pixels, for PNG and SVG files: on the page it fills its
+    container, but a server-side render has no container and would fall back to a narrow
+    default that clips the legend and squeezes the tokens. A shallow copy: nothing is drawn."""
+    labelled = min(n_tokens, 64)  # the token axis labels at most 64 tokens (see `_x`)
+    return chart.properties(width=max(FILE_MIN_WIDTH, 140 + FILE_TOKEN_PX * labelled))
 
 
 def plot_height(n_rows: int) -> int:

@@ -29,6 +29,9 @@ ROW_PX = 19  # height of one lens row: room for one line of 9-pixel text
 # Streamlit fits the whole chart, axes and legend included, into `height`: room for those.
 LEGEND_PX = 45
 TOKEN_AXIS_PX = 120  # x-axis of upright token labels, and its title
+# Streamlit stretches every chart to its column; a PNG or SVG export (lib.export) has none, and
+# Vega-Lite would give each token a 20-pixel step: the position charts carry this width instead.
+EXPORT_WIDTH = 720
 SELECTED_STROKE = "#d7301f"
 WORDS_UP_TO = 48  # tokens: beyond this a lens cell is too narrow to hold a word
 RANK_COLORS = ["#d95f02", "#08519c", "#4292c6", "#9ecae1", "#deebf7"]  # top-k, then farther
@@ -124,7 +127,7 @@ def entropy_strip(
         )
         .add_params(pick)
     )
-    return bars.properties(height=170 + LEGEND_PX + TOKEN_AXIS_PX)
+    return bars.properties(width=EXPORT_WIDTH, height=170 + LEGEND_PX + TOKEN_AXIS_PX)
 
 
 def lens_frame(
@@ -200,7 +203,9 @@ def lens_heatmap(
         .encode(x=x, y=y)
     )
     layers = [cells, words, outline] if len(labels) <= WORDS_UP_TO else [cells, outline]
-    return alt.layer(*layers).properties(height=ROW_PX * n_rows + LEGEND_PX + TOKEN_AXIS_PX)
+    return alt.layer(*layers).properties(
+        width=EXPORT_WIDTH, height=ROW_PX * n_rows + LEGEND_PX + TOKEN_AXIS_PX
+    )
 
 
 def rank_buckets(k: int) -> tuple[tuple[int, str], ...]:
@@ -278,7 +283,9 @@ def first_seen_chart(
             tooltip=["layer:O", "what:N"],
         )
     )
-    return (cells + settle).properties(height=14 * n_rows + LEGEND_PX + TOKEN_AXIS_PX)
+    return (cells + settle).properties(
+        width=EXPORT_WIDTH, height=14 * n_rows + LEGEND_PX + TOKEN_AXIS_PX
+    )
 
 
 def clicked(event: Mapping[str, Any] | None, name: str, fields: Sequence[str]) -> tuple | None:

@@ -1,16 +1,20 @@
 """Streamlit side of /architectures: grid controls bound to the URL, the click → selection
-callback, the cached live check on the toy models, the guarded link to /flow, and the text
-under each diagram (built from computed numbers only)."""
+callback, the cached live check on the toy models, the guarded link to /flow, the text
+under each diagram (built from computed numbers only), and what the export menus download."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, Literal
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
-from lib import config, toy
+from lib import config, export, toy
 from lib.architectures import Cell, StepNumbers
 from lib.charts.architectures import SELECTION, clicked_cell
 from lib.config import PARAMS_BY_NAME, ViewConfig
@@ -20,6 +24,11 @@ from lib.ui.text import human_bytes
 
 PASSED, FAILED = ":green[:material/check_circle:]", ":red[:material/cancel:]"
 RUN_PARAMS = ("prompt", "model", "new", "dtype", "seed")  # what /flow needs to redo this run
+PAGE = "architectures"
+# On the page a chart is as wide as its column ("container"); rendered on the server it has no
+# column, so Vega would fall back to 200 px and clip the curves' legend. Exports get a fixed width
+# close to what the page shows.
+EXPORT_WIDTHS = {"diagram": 400, "curve": 560}
 
 
 @dataclass(frozen=True)
@@ -172,3 +181,64 @@ def flow_link(cfg: ViewConfig) -> None:
         icon="🔀",
         query_params=query,
     )
+
+
+def export_name(view: GridView, figure: str | None = None) -> str:
+    """The file name of a figure (or, with no `figure`, of the page's data), from the settings
+    that change it: `architectures-tokens6-layers4-token5-layer1-figrnn`. The diagrams follow
+    the grid and the cell; the state sizes the grid, the width and the step; the serial paths
+    only the grid."""
+    t, layer = view.cell
+    grid = [("tokens", view.tokens), ("layers", view.layers)]
+    if figure is None:
+        parts = [*grid, ("width", view.width), ("token", t), ("layer", layer)]
+    elif figure == "state-size":
+        parts = [*grid, ("width", view.width), ("token", t), ("fig", figure)]
+    elif figure == "serial-path":
+        parts = [*grid, ("fig", figure)]
+    else:  # a diagram, named after its architecture
+        parts = [*grid, ("token", t), ("layer", layer), ("fig", figure)]
+    return export.view_name(PAGE, *parts)
+
+
+def for_export(chart: alt.TopLevelMixin, kind: Literal["diagram", "curve"]) -> alt.TopLevelMixin:
+    """The chart as drawn, at a fixed width (a shallow copy: no data is copied or computed)."""
+    return chart.properties(width=EXPORT_WIDTHS[kind])
+
+
+def export_data(
+    view: GridView,
+    numbers: Mapping[str, StepNumbers],
+    cells: Mapping[str, pd.DataFrame],
+    checks: Mapping[str, VerificationResult],
+    sizes: pd.DataFrame,
+    paths: pd.DataFrame,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The page's numbers for the JSON export, and the table of the CSV: one row per
+    architecture with the numbers under its diagram and its live check. Only what the page
+    already computed; the masks of the live checks stay out (they can be 10⁵ booleans)."""
+    rows = []
+    for name, step in numbers.items():
+        check = checks[name]
+        rows.append(
+            {
+                "architecture": name,
+                **dataclasses.asdict(step),
+                "check_step_equals_full": check.step_equals_full,
+                "check_max_abs_diff": check.max_abs_diff,
+                "check_autograd_matches_rule": check.autograd_matches_rule,
+                "check_mismatched_pairs": len(check.mismatched_cells),
+                "check_pairs": int(check.grad_mask.size),
+            }
+        )
+    table = pd.DataFrame(rows).drop(columns="name")
+    t, layer = view.cell
+    data = {
+        "grid": {"tokens": view.tokens, "layers": view.layers, "width": view.width},
+        "selected_cell": {"token": t, "layer": layer},
+        "numbers": table,
+        "diagram_cells": {name: frame[["token", "layer", "role"]] for name, frame in cells.items()},
+        "state_size": sizes,
+        "serial_path": paths,
+    }
+    return data, table

@@ -1,8 +1,11 @@
 """/architectures through AppTest: three diagrams, numbers that follow the grid, selection by
-the URL-bound controls, clamping, the cached live check, and no language model anywhere."""
+the URL-bound controls, clamping, the cached live check, the export menus, and no language model
+anywhere."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from pathlib import Path
 
@@ -10,9 +13,10 @@ import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from lib import models, toy
+from lib import export, models, toy
 from lib.architectures import ARCHITECTURES, Cell, make_rule, step_numbers
 from lib.charts.architectures import node_roles
 from lib.ui import resources
@@ -164,3 +168,59 @@ def test_link_to_flow_carries_the_prompt(page):
     assert len(links) == 1
     assert "prompt=Hello+there" in links[0].proto.query_string
     assert "model=tiny-random" in links[0].proto.query_string
+
+
+def test_export_menus_under_each_figure_named_after_the_view(page, monkeypatch):
+    """Five "Export figure" menus (three diagrams, two curves) and one "Export data", with file
+    names from the view; nothing is rendered or serialised until a button asks for it."""
+    deferred = {}  # a download button's deferred file id → (file name, data callable)
+    real_add = MediaFileManager.add_deferred
+
+    def recording_add(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        file_id = real_add(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+        deferred[file_id] = (file_name, data_callable)
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", recording_add)
+    made = []
+    for function in ("chart_png", "chart_svg", "view_json", "table_csv"):
+        real = getattr(export, function)
+
+        def counted(*args, _name=function, _real=real, **kwargs):
+            made.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(export, function, counted)
+
+    at = page(tokens="6", layers="4", width="64", token="5", layer="1")
+    assert not at.exception
+    labels = [menu.proto.popover.label for menu in at.get("popover")]
+    assert sorted(labels) == ["Export data"] + ["Export figure"] * 5
+    files = {
+        deferred[button.proto.deferred_file_id][0]: deferred[button.proto.deferred_file_id][1]
+        for button in at.get("download_button")
+    }
+    base = "architectures-tokens6-layers4"
+    figures = [f"{base}-token5-layer1-fig{name}" for name in ARCHITECTURES]
+    figures += [f"{base}-width64-token5-figstate-size", f"{base}-figserial-path"]
+    data = f"{base}-width64-token5-layer1"
+    assert sorted(files) == sorted(
+        [f"{figure}.{ext}" for figure in figures for ext in ("png", "svg")]
+        + [f"{data}.json", f"{data}.csv"]
+    )
+    assert made == []  # drawing the page rendered no file
+
+    document = json.loads(files[f"{data}.json"]())
+    assert document["page"] == "architectures"
+    assert document["model"] == document["config"]["model"]
+    assert document["query"]["token"] == "5" and document["config"]["tokens"] == 6
+    numbers = {row["architecture"]: row for row in document["data"]["numbers"]}
+    for name in ARCHITECTURES:
+        expected = step_numbers(make_rule(name, 4), 5, 6, 64)
+        assert numbers[name]["state_values"] == expected.state_values
+        assert numbers[name]["longest_path"] == expected.longest_path
+        assert numbers[name]["check_mismatched_pairs"] == 0
+        assert len(document["data"]["diagram_cells"][name]) == 6 * 5
+    table = pd.read_csv(io.StringIO(files[f"{data}.csv"]()))
+    assert table["architecture"].tolist() == list(ARCHITECTURES)
+    assert made == ["view_json", "table_csv"]

@@ -1,14 +1,18 @@
 """/cache through Streamlit's AppTest: the verdict, and selections that never rerun the model."""
 
 import dataclasses
+import io
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import streamlit as st
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 from transformers import LlamaForCausalLM
 
+from lib import export
 from lib.ui import resources
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -158,3 +162,73 @@ def test_an_unusable_toggle_value_falls_back_to_its_default(cache_page):
     assert at.button_group(key="offgrid").value == "off"
     assert at.button_group(key="dtype").value == "float32"
     assert len(grids(at)) == 1
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """Every download the page offers, by file name (its callable, not yet called), and the
+    export functions called so far."""
+    offered, called = {}, []
+    add_deferred = MediaFileManager.add_deferred
+
+    def record(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        offered[file_name] = data_callable
+        return add_deferred(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            called.append(name)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
+    for name in ("chart_png", "chart_svg", "view_json", "table_csv"):
+        monkeypatch.setattr(export, name, counted(name, getattr(export, name)))
+    return offered, called
+
+
+def test_every_figure_and_the_data_export_under_names_of_the_view(cache_page, downloads):
+    offered, called = downloads
+    at = cache_page(model="tiny-random", new="5", seed="7", step="2", layer="1", kvhead="1")
+    assert not at.exception, at.exception
+    menus = [popover.proto.popover.label for popover in at.get("popover")]
+    assert menus == ["Export figure"] * 5 + ["Export data"]
+    run = "cache-new5-float32-seed7"
+    figures = [
+        f"{run}-figtimes",
+        f"{run}-figcells",
+        f"{run}-figsize",
+        f"{run}-step2-layer1-figgridon",
+        f"{run}-step2-layer1-kvhead1-figrows",
+    ]
+    files = [f"{name}.{kind}" for name in figures for kind in ("png", "svg")]
+    files += [f"{run}-step2-layer1-kvhead1.json", f"{run}-step2-layer1-kvhead1.csv"]
+    assert list(offered) == files
+    # a button's key is its file name with a dash before the extension (lib/ui/share.py)
+    keys = [button.key for button in at.get("download_button")]
+    assert keys == [name.replace(".", "-") for name in files]
+    assert called == []  # nothing is rendered or serialized before a click
+
+    document = json.loads(offered[f"{run}-step2-layer1-kvhead1.json"]())
+    assert document["page"] == "cache" and document["model"] == "tiny-random"
+    assert document["config"]["seed"] == 7 and document["query"]["step"] == "2"
+    data = document["data"]
+    assert data["verdict"]["summary"].startswith("5/5 tokens identical")
+    assert len(data["steps"]) == 5 and data["savings"]["cells_on"] == sum(
+        row["cells_cache_on"] for row in data["steps"]
+    )
+    rows = data["cached_rows"]
+    assert (rows["step"], rows["layer"], rows["kv_head"]) == (2, 1, 1)
+    assert len(rows["keys"]) == rows["query_position"] + 1 == len(rows["attention"][0])
+    assert list(data["step_through"]["grids"]) == ["cache on"]
+    table = pd.read_csv(io.StringIO(offered[f"{run}-step2-layer1-kvhead1.csv"]()))
+    assert list(table["step"]) == [0, 1, 2, 3, 4]
+    assert table["token_id_cache_on"].tolist() == table["token_id_cache_off"].tolist()
+    assert called == ["view_json", "table_csv"]
+
+    offered.clear()
+    at.button_group(key="offgrid").set_value("on").run()
+    assert not at.exception
+    assert f"{run}-step2-layer1-figgridoff.png" in offered
+    assert len(at.get("popover")) == 7

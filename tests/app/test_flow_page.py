@@ -1,15 +1,19 @@
 """/flow through Streamlit's AppTest: it renders its measured claims, a selection change calls
 no model but the one gradient pass of a new cell, and bad links give notices."""
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import streamlit as st
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 from transformers import LlamaForCausalLM, LlamaModel
 
+from lib import export
 from lib.charts.flow import SELECTION
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -138,3 +142,64 @@ def test_the_real_model_page(flow_page):
     assert "the mean over all 9 query heads" in shown
     assert "room for 18 more dependent hops before the top row" in shown
     assert "Row 0 of later tokens cannot read the edit" in shown
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """Every deferred download the page registers, by file name, and how often a figure was
+    rendered (AppTest hides both: its runtime is a mock, gone after the run)."""
+    files, rendered = {}, Counter()
+    original = MediaFileManager.add_deferred
+
+    def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        files[file_name] = data_callable
+        return original(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
+    for name in ("chart_png", "chart_svg", "view_json"):
+        original_export = getattr(export, name)
+
+        def counted(*args, _name=name, _original=original_export, **kwargs):
+            rendered[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(export, name, counted)
+    return files, rendered
+
+
+def test_every_figure_and_the_data_can_be_exported(flow_page, downloads):
+    files, rendered = downloads
+    at = flow_page(model="tiny-random", new="3", token="5", layer="2", head="4", weight="value")
+    assert not at.exception
+    popovers = [popover.proto.popover.label for popover in at.get("popover")]
+    assert popovers == ["Export figure"] * 3 + ["Export data"]
+    view = "flow-token5-layer2-head4-weightvalue"
+    expected = [
+        f"{view}-figgrid.png",
+        f"{view}-figgrid.svg",
+        "flow-token5-layer2-figcone.png",
+        "flow-token5-layer2-figcone.svg",
+        "flow-src0-from0-to0-editzero-figsurgery.png",
+        "flow-src0-from0-to0-editzero-figsurgery.svg",
+        f"{view}.json",
+        f"{view}.csv",
+    ]
+    assert list(files) == expected
+    assert [button.key for button in at.download_button] == [
+        name.replace(".", "-") for name in expected
+    ]
+    assert not rendered  # nothing is drawn or serialised until a button is pressed
+
+    document = json.loads(files[f"{view}.json"]())
+    assert document["model"] == "tiny-random" and document["config"]["head"] == 4
+    assert document["query"]["token"] == "5" and document["query"]["weight"] == "value"
+    data = document["data"]
+    assert data["cell"] == {"token": 5, "layer": 2}
+    assert sorted(row["token"] for row in data["edges"]["table"]) == list(range(6))
+    assert data["edges"]["source_row"] == 1
+    norms = data["cone"]["gradient_norms_by_row"]
+    assert len(norms) == 4 and len(norms[0]) == len(data["tokens"])  # rows 0–3 × tokens
+    assert data["surgery"]["edit"]["kind"] == "zero" and data["surgery"]["per_position"]
+    assert len(files[f"{view}.json"]()) < 300_000
+    table = pd.read_csv(io.StringIO(files[f"{view}.csv"]()))
+    assert sorted(table["token"]) == list(range(6)) and "attn × ‖W_O v‖" in table.columns

@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lib import generate, lens, trace
+from lib import export, generate, lens, trace
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -98,3 +98,27 @@ def test_the_real_model_page(plan_page, calls):
     assert "of 8 emitted tokens were already in the top 10" in texts(at)
     heatmap = next(spec for spec in charts(at) if "lens_cell" in json.dumps(spec))
     assert '"fields": ["position", "layer"]' in json.dumps(heatmap)
+
+
+def test_every_chart_and_the_data_have_an_export_menu_that_computes_nothing_yet(
+    plan_page, calls, monkeypatch
+):
+    rendered = []
+    for function in ("chart_png", "chart_svg", "view_json", "table_csv"):
+        monkeypatch.setattr(export, function, lambda *args, name=function: rendered.append(name))
+    at = plan_page(model="tiny-random", new="4", token="3", layer="2", k="5")
+    assert not at.exception, at.exception
+    menus = [popover.proto.popover.label for popover in at.get("popover")]
+    assert menus == ["Export figure"] * 5 + ["Export data"]
+    # Each button's key is its file name with the extension after a dash (see lib/ui/share.py).
+    figures = [
+        "plan-token3-k5-figoutput",
+        "plan-token3-figentropy",
+        "plan-token3-layer2-figlens",
+        "plan-token3-layer2-k5-figcell",
+        "plan-k5-figfirstseen",
+    ]
+    expected = [f"{name}-{kind}" for name in figures for kind in ("png", "svg")]
+    expected += ["plan-token3-layer2-k5-json", "plan-token3-layer2-k5-csv"]
+    assert [button.key for button in at.get("download_button")] == expected
+    assert rendered == []  # nothing is rendered or serialized until a button is clicked

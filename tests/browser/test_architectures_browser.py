@@ -1,9 +1,11 @@
-"""/architectures in Debian's Chromium: three diagrams, and a click on a cell of one of them moves
-the selection (URL and highlight) in all three."""
+"""/architectures in Debian's Chromium: three diagrams, a click on a cell of one of them moves
+the selection (URL and highlight) in all three, and each figure's export menu downloads a PNG."""
 
 from __future__ import annotations
 
 import re
+
+from PIL import Image
 
 from lib.architectures import ARCHITECTURES, Cell, Memory, make_rule
 from lib.charts.architectures import node_roles
@@ -11,6 +13,8 @@ from tests.browser.conftest import screenshot
 from tests.browser.server import wait_idle
 
 DIAGRAMS = "[class*='st-key-diagram-'] [data-testid='stVegaLiteChart']"
+CHARTS = "[data-testid='stVegaLiteChart']"
+MENUS = "[data-testid='stPopoverButton']"
 CELL_LABEL = re.compile(r"role: (\w+); token: (\d+); layer: (\d+)")
 
 
@@ -80,3 +84,31 @@ def test_clicking_a_cell_moves_the_highlight_in_all_three(server, page):
     assert page.get_by_role("spinbutton", name="Selected layer").input_value() == "3"
     assert page.locator("[data-testid='stException']").count() == 0
     screenshot(page, "architectures-clicked")
+
+
+def test_export_menus_sit_under_the_figures_and_download_a_png(server, page, tmp_path):
+    page.goto(f"{server}/architectures?tokens=6&layers=4&token=5&layer=1")
+    page.get_by_text("Selected cell: token 5, layer 1.").wait_for(timeout=120_000)
+    wait_idle(page)
+    menus = page.locator(MENUS).filter(has_text="Export figure")
+    assert menus.count() == 5
+    assert page.locator(MENUS).filter(has_text="Export data").count() == 1
+    # Every chart but the colour key has its menu just below it, inside its column.
+    charts = page.locator(CHARTS)
+    assert charts.count() == 6
+    for index in range(5):
+        chart = charts.nth(index + 1).bounding_box()
+        menu = menus.nth(index).bounding_box()
+        assert 0 <= menu["y"] - (chart["y"] + chart["height"]) < 60, index
+        assert chart["x"] <= menu["x"] < chart["x"] + chart["width"] / 2, index
+
+    menus.first.click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="PNG", exact=True).click()
+    name = download.value.suggested_filename
+    assert name == "architectures-tokens6-layers4-token5-layer1-figtransformer.png"
+    path = tmp_path / name
+    download.value.save_as(path)
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 800 and image.height > 400
+    assert page.locator("[data-testid='stException']").count() == 0

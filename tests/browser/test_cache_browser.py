@@ -2,6 +2,8 @@
 
 from urllib.parse import quote
 
+from PIL import Image
+
 from tests.browser.conftest import screenshot
 from tests.browser.server import wait_idle
 
@@ -38,3 +40,29 @@ def test_cache_page_verdict_step_slider_and_grid_click(server, page):
     assert "layer=7" in page.url
     page.set_viewport_size(FULL_PAGE)
     screenshot(page, "cache-step3-layer7")
+
+
+def test_cache_page_exports_the_step_grid_as_png(server, page, tmp_path):
+    page.goto(f"{server}/cache?prompt={quote('The cure for cancer is')}&new=8&step=2&layer=4")
+    wait_idle(page, timeout=300_000)
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_text("8/8 tokens identical").first.wait_for()
+    assert page.locator("[data-testid='stException']").count() == 0
+    menus = main.locator("[data-testid='stPopover']")
+    assert menus.count() == 6 and menus.filter(has_text="Export figure").count() == 5
+    assert "Export data" in menus.last.inner_text()
+    page.set_viewport_size(FULL_PAGE)
+    screenshot(page, "cache-export-menus")
+
+    menus.nth(3).get_by_role("button").click()  # the menu under the cache-on grid
+    body = page.locator("[data-testid='stPopoverBody']")
+    body.get_by_text("SVG").wait_for()
+    screenshot(page, "cache-export-open")
+    with page.expect_download(timeout=60_000) as download:
+        body.get_by_role("button", name="PNG").click()
+    name = download.value.suggested_filename
+    assert name == "cache-new8-float32-greedy-step2-layer4-figgridon.png"
+    saved = tmp_path / name
+    download.value.save_as(saved)
+    with Image.open(saved) as image:
+        assert image.format == "PNG" and image.width > 400

@@ -1,8 +1,11 @@
 """/flow in Debian's Chromium against a real server and the real model: the edges of a linked
-cell are drawn, and a click on another cell moves the selection, the URL and the table."""
+cell are drawn, a click on another cell moves the selection, the URL and the table, and the
+grid's export menu downloads a PNG named after the view."""
 
 import re
 from urllib.parse import quote
+
+from PIL import Image
 
 from tests.browser.conftest import screenshot
 from tests.browser.server import wait_idle
@@ -34,10 +37,21 @@ def table_tokens(page) -> list[int]:
     return sorted(int(text) for text in first_column.all_inner_texts())
 
 
+def wait_drawn(page, charts: int = 3) -> None:
+    """The script can be done while the browser still shows skeletons: Vega draws later."""
+    page.wait_for_function(
+        "n => document.querySelectorAll(\"[data-testid='stSkeleton']\").length === 0"
+        " && document.querySelectorAll(\"[data-testid='stVegaLiteChart'] svg\").length >= n",
+        arg=charts,
+        timeout=60_000,
+    )
+
+
 def full_screenshot(page, name: str) -> None:
     """The whole page: Streamlit scrolls inside its main block, so grow the window first."""
     size = page.viewport_size
-    page.set_viewport_size({"width": size["width"], "height": 3400})
+    page.set_viewport_size({"width": size["width"], "height": 4800})
+    wait_drawn(page)
     screenshot(page, name)
     page.set_viewport_size(size)
 
@@ -61,3 +75,30 @@ def test_a_click_on_the_grid_moves_selection_url_and_table(server, page):
     assert "Cell (8, 20) is the output of decoder layer 19" in main.inner_text()
     assert page.locator("[data-testid='stException']").count() == 0
     full_screenshot(page, "flow-after-click")
+
+
+def test_the_grid_downloads_as_a_png_named_after_the_view(server, page, tmp_path):
+    page.goto(f"{server}/flow?prompt={quote(PROMPT)}&new=8&token=5&layer=12&weight=value")
+    wait_idle(page, SLOW)
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_text("What feeds token 5").wait_for()
+    wait_drawn(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    menus = main.locator("[data-testid='stPopover']")
+    labels = menus.all_inner_texts()  # with the icon's and the chevron's ligature names
+    assert ["Export figure" in label for label in labels] == [True] * 3 + [False]
+    assert "Export data" in labels[3]
+    full_screenshot(page, "flow-export-menus")
+
+    menus.first.get_by_role("button").click()  # the menu under the grid
+    body = page.locator("[data-testid='stPopoverBody']")
+    body.get_by_text("SVG").wait_for()
+    screenshot(page, "flow-export-open")
+    with page.expect_download(timeout=60_000) as download:
+        body.get_by_role("button", name="PNG").click()
+    name = download.value.suggested_filename
+    assert name == "flow-token5-layer12-headall-aggmean-weightvalue-figgrid.png"
+    saved = tmp_path / name
+    download.value.save_as(saved)
+    with Image.open(saved) as image:
+        assert image.format == "PNG" and image.width >= 1280  # 2× the file width of 20 tokens

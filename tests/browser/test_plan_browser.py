@@ -1,8 +1,11 @@
 """/plan in Debian's Chromium against a real server and the real model: the top-k bars, the
-lens heatmap, and a click on a lens cell that selects it and shows its top-k."""
+lens heatmap, a click on a lens cell that selects it and shows its top-k, and the export menus."""
 
+import io
 import re
 from urllib.parse import parse_qs, quote, urlparse
+
+from PIL import Image
 
 from tests.browser.conftest import screenshot
 from tests.browser.server import wait_idle
@@ -67,3 +70,33 @@ def test_a_hostile_link_gives_notices_and_a_working_page(server, page):
     assert "`k` must be 1–20" in text or "k must be 1–20" in text
     assert "must be 0–3 here" in text  # the layer, clamped to the tiny model's 4 rows
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_each_chart_has_an_export_menu_below_it_and_its_png_downloads(server, page):
+    page.set_viewport_size(TALL)
+    page.goto(f"{server}/plan?prompt={quote('The cure for cancer is')}&new=8&token=4")
+    page.get_by_text("1. The distribution the text hides").wait_for(timeout=180_000)
+    wait_idle(page)
+    charts = page.locator(CHARTS)
+    charts.nth(4).wait_for()
+    menus = page.locator("[data-testid='stMain'] [data-testid='stPopover']")
+    assert menus.count() == 6
+    assert menus.filter(has_text="Export figure").count() == 5
+    assert "Export data" in menus.last.inner_text()
+    for index in range(5):  # each figure's menu sits just below it, left-aligned with it
+        chart, menu = charts.nth(index).bounding_box(), menus.nth(index).bounding_box()
+        below = menu["y"] - (chart["y"] + chart["height"])
+        assert 0 <= below < 60 and abs(menu["x"] - chart["x"]) < 30, (index, chart, menu)
+
+    menus.first.locator("button").first.click()
+    popover = page.locator("[data-testid='stPopoverBody']")
+    popover.wait_for()
+    page.wait_for_timeout(500)
+    screenshot(page, "plan-export-menu")
+    with page.expect_download(timeout=60_000) as info:
+        popover.get_by_role("button", name="PNG").click()
+    download = info.value
+    assert download.suggested_filename == "plan-token4-k10-figoutput.png"
+    image = Image.open(io.BytesIO(download.path().read_bytes()))
+    image.load()
+    assert image.format == "PNG" and image.width > 300 and image.height > 300

@@ -1,13 +1,17 @@
-"""The /architectures data builders: roles of drawn nodes and lines, click → cell, curves, and
-the per-step numbers under each diagram."""
+"""The /architectures data builders: roles of drawn nodes and lines, click → cell, curves, the
+per-step numbers under each diagram, and the figures as exported files."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from lib import export
 from lib.architectures import (
     ARCHITECTURES,
     Cell,
@@ -39,7 +43,15 @@ from lib.charts.architectures import (
     state_size_data,
 )
 from lib.toy import verify
-from lib.ui.architectures import numbers_markdown, plural, verification_markdown
+from lib.ui.architectures import (
+    EXPORT_WIDTHS,
+    GridView,
+    export_name,
+    for_export,
+    numbers_markdown,
+    plural,
+    verification_markdown,
+)
 
 NAMES = sorted(ARCHITECTURES)
 GRIDS = [(1, 1), (3, 2), (4, 3)]  # (tokens, layers)
@@ -259,3 +271,49 @@ def test_plural() -> None:
     assert plural(1, "token") == "1 token"
     assert plural(0, "token") == "0 tokens"
     assert plural(2048, "computation") == "2,048 computations"
+
+
+def mark_paths(svg: str, mark: str) -> list[ElementTree.Element]:
+    """The drawn shapes of one mark type (`rect`, `symbol`, ...) in a Vega SVG."""
+    groups = [
+        node
+        for node in ElementTree.fromstring(svg).iter()
+        if {f"mark-{mark}", "role-mark"} <= set(node.get("class", "").split())
+    ]
+    return [path for group in groups for path in group.iter() if path.tag.endswith("path")]
+
+
+def test_a_diagram_exports_as_png_and_svg() -> None:
+    """The feedback diagram (lines, cells and memories) at the page's export width: a PNG that
+    decodes at twice that width, an SVG with one rect per cell and one diamond per memory."""
+    tokens, layers = 3, 2
+    rule = make_rule("feedback", layers)
+    chart = for_export(diagram_chart(diagram_data(rule, (2, 1), tokens)), "diagram")
+    assert chart.to_dict()["width"] == EXPORT_WIDTHS["diagram"]
+    image = Image.open(io.BytesIO(export.chart_png(chart)))
+    image.load()
+    assert image.format == "PNG"
+    assert image.width > 2 * EXPORT_WIDTHS["diagram"] and image.height > 2 * 200
+    svg = export.chart_svg(chart)
+    assert len(mark_paths(svg, "rect")) == tokens * (layers + 1)
+    assert len(mark_paths(svg, "symbol")) == tokens
+
+
+def test_a_curve_exports_wide_enough_for_its_legend() -> None:
+    """Left at "container" width, a server render is 200 px wide and clips the legend."""
+    chart = for_export(state_size_chart(state_size_data(2, 3, 8), 1), "curve")
+    root = ElementTree.fromstring(export.chart_svg(chart))
+    assert float(root.get("width")) > EXPORT_WIDTHS["curve"]
+    labels = {node.text for node in root.iter() if node.tag.endswith("text")}
+    assert {"Transformer", "RNN (stacked)", "Feedback transformer"} <= labels
+
+
+def test_export_names_follow_what_changes_each_figure() -> None:
+    view = GridView(tokens=6, layers=4, width=64, cell=(5, 1))
+    assert export_name(view, "rnn") == "architectures-tokens6-layers4-token5-layer1-figrnn"
+    assert (
+        export_name(view, "state-size")
+        == "architectures-tokens6-layers4-width64-token5-figstate-size"
+    )
+    assert export_name(view, "serial-path") == "architectures-tokens6-layers4-figserial-path"
+    assert export_name(view) == "architectures-tokens6-layers4-width64-token5-layer1"

@@ -1,15 +1,22 @@
 """Cache on vs off: the verdict, the per-step cell grid, the cache-size formula, the charts."""
 
 import dataclasses
+import io
+import json
+from xml.etree import ElementTree
 
 import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
-from lib import cache_compare, models
+from lib import cache_compare, export, models
 from lib.cache_compare import CellState
 from lib.charts import cache as charts
+from lib.config import ViewConfig
 from lib.generate import generate
 from lib.trace import encode_prompt, run_trace
+from lib.ui import cache as ui
 
 PROMPT = (4, 5, 6, 7)
 NEW = 6
@@ -202,6 +209,79 @@ def test_charts_carry_the_data_they_are_given(runs, tiny):
     ):
         (rows,) = chart.to_dict()["datasets"].values()
         assert len(rows) == len(on.steps) + len(off.steps)
+
+
+def test_the_step_grid_and_the_cached_rows_export_as_png_and_svg(runs, tiny):
+    on, _ = runs
+    trace = run_trace(tiny, PROMPT + on.new_ids)
+    labels = cache_compare.sequence_labels(trace.tokens[: len(PROMPT)], on)
+    query = cache_compare.query_position(on, 2)
+    states = cache_compare.cell_states(on, 2, cache_compare.fed_positions(on))
+    view = cache_compare.cache_view(trace, query, layer=1, kv_head=1)
+    for chart in (
+        charts.cell_grid(states, labels, 1, "Cache on, step 2"),
+        charts.cached_rows(view, labels, 1, 1),
+    ):
+        image = Image.open(io.BytesIO(export.chart_png(chart)))
+        image.load()
+        assert image.format == "PNG" and image.width > 100 and image.height > 100
+        svg = ElementTree.fromstring(export.chart_svg(chart))
+        assert svg.tag.endswith("svg")
+        assert "layer" in "".join(svg.itertext())  # an axis title, drawn as SVG text
+
+
+def test_export_names_follow_the_run_and_the_selection():
+    assert (
+        ui.export_name(ViewConfig(new=6), ("fig", "times")) == "cache-new6-float32-greedy-figtimes"
+    )
+    seeded = ViewConfig(new=6, dtype="bfloat16", seed=3)
+    name = ui.export_name(seeded, ("step", 2), ("layer", 1), ("fig", "gridon"))
+    assert name == "cache-new6-bfloat16-seed3-step2-layer1-figgridon"
+
+
+def test_the_step_table_and_the_json_cover_a_run_that_stopped_early(runs, tiny):
+    on, off = runs
+    shorter = dataclasses.replace(off, steps=off.steps[:4])
+    comparison = cache_compare.compare(on, shorter)
+    size = cache_compare.cache_size(on, tiny.shape)
+    table = ui.step_table(on, shorter, comparison, size)
+    assert len(table) == NEW
+    assert table["token_id_cache_off"].isna().tolist() == [False] * 4 + [True] * 2
+    assert table["max_abs_dlogit"].isna().tolist() == [False] * 4 + [True] * 2
+    np.testing.assert_array_equal(table["cells_cache_on"], on.cells)
+    csv = pd.read_csv(io.StringIO(export.table_csv(table)))
+    assert csv.shape == table.shape
+
+    trace = run_trace(tiny, PROMPT + on.new_ids)
+    labels = cache_compare.sequence_labels(trace.tokens[: len(PROMPT)], on)
+    states = cache_compare.cell_states(on, 5, cache_compare.fed_positions(on))
+    view = cache_compare.cache_view(trace, cache_compare.query_position(on, 5), 2, 0)
+    data = ui.page_data(
+        shape=tiny.shape,
+        prompt_tokens=len(PROMPT),
+        generated={"cache on": "a", "cache off": "b"},
+        comparison=comparison,
+        saved=cache_compare.savings(on, shorter),
+        size=size,
+        table=table,
+        step=5,
+        labels=labels,
+        grids={"cache on": ui.grid_data(states, 5)},
+        view=view,
+        layer=2,
+        kv_head=0,
+    )
+    document = json.loads(export.view_json("cache", ViewConfig(model="tiny-random"), data))
+    assert document["model"] == "tiny-random"
+    got = document["data"]
+    assert got["verdict"]["first_parting"] == 4 and got["steps"][5]["token_cache_off"] is None
+    grid = got["step_through"]["grids"]["cache on"]
+    assert np.array_equal(grid["states"], states)
+    assert (
+        grid["counts"]["read from the cache"]
+        == cache_compare.state_counts(states)[CellState.CACHED]
+    )
+    np.testing.assert_allclose(got["cached_rows"]["keys"], view.keys, atol=1e-4)
 
 
 @pytest.mark.real

@@ -1,11 +1,17 @@
 """lib.flow on the tiny random model: edges, the GQA mapping, cones, gradients, staircase."""
 
+import io
+import xml.etree.ElementTree as ElementTree
 from itertools import pairwise
 
+import altair as alt
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
+from lib import export
 from lib.architectures import TransformerRule, cone_mask
 from lib.charts import flow as charts
 from lib.flow import (
@@ -194,3 +200,31 @@ def test_charts_draw_every_cell_and_every_edge(traced):
     (selection,) = grid["params"]  # Altair lifts a layer's selection to the top
     assert selection["name"] == charts.SELECTION and selection["views"] == [cells["name"]]
     assert selection["select"]["fields"] == ["token", "layer"]
+
+
+def test_the_grid_and_the_cone_export_as_png_and_svg(tiny, traced):
+    """The page's own charts, rendered on the server at a file width: the container width they
+    use on the page means nothing to vl-convert."""
+    trace, norms = traced
+    cell = Cell(6, 2)
+    cones = structural_cones(cell, len(IDS), 3)
+    grid = charts.grid_chart(trace.tokens, 3, cones, incoming_edges(trace, norms, cell))
+    image = Image.open(io.BytesIO(export.chart_png(charts.for_file(grid, len(IDS)))))
+    image.load()
+    assert image.format == "PNG" and image.width == 2 * charts.FILE_MIN_WIDTH
+    assert image.height > 2 * charts.plot_height(4)
+    cone = charts.cone_chart(
+        trace.tokens, gradient_cone(tiny, IDS, cell), cones, staircase(cell, 10, 3)
+    )
+    svg = ElementTree.fromstring(export.chart_svg(charts.for_file(cone, len(IDS))))
+    assert svg.tag.endswith("svg") and float(svg.get("width")) == charts.FILE_MIN_WIDTH
+    cells = [node for node in svg.iter() if node.tag.endswith("path")]
+    assert len(cells) >= 4 * len(IDS)  # a rectangle per cell, and the measured heat over them
+    assert "layer (0 = embedding)" in "".join(svg.itertext())
+
+
+def test_exported_figures_widen_with_the_tokens_up_to_the_labelled_ones():
+    chart = alt.Chart(pd.DataFrame({"x": [0]})).mark_point().encode(x="x:Q")
+    widths = [charts.for_file(chart, n).to_dict()["width"] for n in (2, 30, 64, 500)]
+    assert widths[0] == charts.FILE_MIN_WIDTH < widths[1] < widths[2] == widths[3]
+    assert "width" not in chart.to_dict()  # a copy: the page's chart keeps its container width

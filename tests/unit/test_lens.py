@@ -3,13 +3,16 @@ already-normed last hidden state, first-seen bookkeeping, and the charts' select
 
 from __future__ import annotations
 
+import io
 import threading
+import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from lib import lens
+from lib import export, lens
 from lib.charts import plan as charts
 from lib.generate import generate
 from lib.models import load, tiny_tokenizer
@@ -271,3 +274,16 @@ def test_the_lens_drops_its_words_when_cells_get_too_narrow(traced, lensed):
         for layer in charts.lens_heatmap(frame, many, (0, 0)).to_dict()["layer"]
     ]
     assert marks == ["rect", "rect"]
+
+
+def test_the_lens_heatmap_exports_as_png_and_svg(tiny, traced, lensed):
+    top1 = lens.label_grid(tiny, lensed.top_ids[:, :, 0])
+    frame = charts.lens_frame(traced.tokens, top1, lensed.top_probs[:, :, 0], lensed.entropy)
+    heatmap = charts.lens_heatmap(frame, traced.tokens, (2, 1))
+    image = Image.open(io.BytesIO(export.chart_png(heatmap)))
+    image.load()
+    assert image.format == "PNG" and image.width > 100 and image.height > 100
+    svg = ElementTree.fromstring(export.chart_svg(heatmap))
+    assert svg.tag.endswith("svg")
+    cells = [node for node in svg.iter() if node.tag.endswith("path")]
+    assert len(cells) >= lensed.n_layers * lensed.n_tokens  # one rect per (layer, position)
