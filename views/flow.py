@@ -7,6 +7,7 @@ import streamlit as st
 
 from lib import export, flow
 from lib.charts import flow as charts
+from lib.settings import SETTINGS
 from lib.surgery import CacheEdit
 from lib.trace import decode_text, token_labels
 from lib.ui import flow as ui
@@ -19,16 +20,26 @@ st.title("What feeds a token: the earlier states it reads")
 lm = resources.loaded_model(cfg)
 run = resources.session_run(cfg)
 trace = run.trace
+if trace.n_tokens > SETTINGS.max_grid_tokens:  # the gradient and surgery grids are bounded
+    st.warning(
+        f"This page works on at most {SETTINGS.max_grid_tokens} tokens (the gradient and "
+        f"surgery views grow with the square of the length); your {trace.n_tokens} tokens are "
+        f"cut to the first {SETTINGS.max_grid_tokens}. Generate fewer tokens to see them all.",
+        icon="✂️",
+    )
+    trace = resources.traced(cfg, tuple(trace.token_ids[: SETTINGS.max_grid_tokens].tolist()))
 shape = lm.shape
 n_tokens, n_layers, labels = trace.n_tokens, trace.n_layers, trace.tokens
+n_prompt = min(run.n_prompt, n_tokens)
 group = shape.heads // shape.kv_heads
 
 st.markdown(
     f"**The claim.** When {lm.spec.label} computes token *t* at layer *l*, the attention of "
     f"that layer reads keys and values it computed from the layer-below states of **every** "
     f"token up to *t*: internal states of earlier tokens, not their words. The KV cache is "
-    f"where those states wait. Below, your {n_tokens} tokens ({run.n_prompt} of the prompt, "
-    f"{len(run.generation.steps)} generated) run across and the {n_layers + 1} rows (the "
+    f"where those states wait. Below, your {n_tokens} tokens "
+    f"({n_prompt} of the prompt, {n_tokens - n_prompt} "
+    f"generated) run across and the {n_layers + 1} rows (the "
     f"embedding, then {n_layers} layers) run up; every square is one hidden state.\n\n"
     "**Start here:** click a square high up on a late token (or press the example button). "
     "Its incoming edges appear in the grid; the cone below measures, with a real backward "
@@ -239,7 +250,7 @@ if cfg.edit == "token":
     edit_parts += (("other", other),)
 layers_text = f"layer {first}" if first == last else f"layers {first}–{last}"
 rows_text = "Row 0" if first == 0 else f"Rows 0–{first}"
-result = ui.run_surgery(cfg, lm, trace, run.n_prompt, edit)
+result = ui.run_surgery(cfg, lm, trace, n_prompt, edit)
 done = {
     "zero": "set to zero",
     "mean": f"replaced by their mean over all {n_tokens} tokens",
@@ -307,7 +318,7 @@ share.data_downloads(
     edges_name,
     {
         "tokens": list(labels),
-        "n_prompt": run.n_prompt,
+        "n_prompt": n_prompt,
         "cell": {"token": token, "layer": layer},
         "edges": {
             "heads": heads_read,

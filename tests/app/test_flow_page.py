@@ -203,3 +203,17 @@ def test_every_figure_and_the_data_can_be_exported(flow_page, downloads):
     assert len(files[f"{view}.json"]()) < 300_000
     table = pd.read_csv(io.StringIO(files[f"{view}.csv"]()))
     assert sorted(table["token"]) == list(range(6)) and "attn × ‖W_O v‖" in table.columns
+
+
+def test_the_grid_bound_bites_with_a_notice(flow_page, monkeypatch):
+    import dataclasses
+
+    from lib import settings
+
+    monkeypatch.setattr(
+        settings, "SETTINGS", dataclasses.replace(settings.SETTINGS, max_grid_tokens=8)
+    )
+    at = flow_page(model="tiny-random", new="4", token="20")
+    assert not at.exception
+    warnings = " ".join(warning.value for warning in at.warning)
+    assert "at most 8 tokens" in warnings and "must be 0–7" in warnings
