@@ -87,6 +87,13 @@ class LoadedModel:
     dtype: Dtype
     lock: threading.RLock = field(default_factory=threading.RLock, compare=False)
 
+    def busy(self) -> bool:
+        """Whether another thread is inside the model right now (this call never waits)."""
+        if self.lock.acquire(blocking=False):
+            self.lock.release()
+            return False
+        return True
+
     @property
     def shape(self) -> ModelShape:
         config = self.model.config

@@ -73,6 +73,7 @@ def generation(
     found = _generations().get(key)
     if found is None:
         lm = _model(cfg.model, cfg.dtype)
+        say_if_waiting(lm)
         found = generate.generate(lm, prompt_ids, cfg.new, use_cache, cfg.seed, on_step=on_step)
         _generations().put(key, found)
     return found
@@ -83,8 +84,17 @@ def _trace(model_id: str, dtype: str, token_ids: tuple[int, ...]) -> Trace:
     return trace.run_trace(_model(model_id, dtype), token_ids)
 
 
+def say_if_waiting(lm: LoadedModel) -> None:
+    """Tell the reader when another session holds the shared model: their turn comes next."""
+    if lm.busy():
+        st.toast("Another reader is using the model; yours runs as soon as it is free.", icon="⏳")
+
+
 def traced(cfg: ViewConfig, token_ids: tuple[int, ...]) -> Trace:
-    with st.spinner("Tracing the forward pass…"):
+    say_if_waiting(_model(cfg.model, cfg.dtype))
+    with st.spinner(
+        "Tracing the forward pass… (waits its turn if another reader is using the model)"
+    ):
         return _trace(cfg.model, cfg.dtype, token_ids)
 
 

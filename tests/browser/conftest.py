@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import sync_playwright
 
 from tests.browser.server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
@@ -38,3 +40,12 @@ def screenshot(page, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def download_png(page, menu_body) -> tuple[str, Image.Image]:
+    """Click PNG in an open export menu; return the file's suggested name and the decoded image."""
+    with page.expect_download(timeout=60_000) as info:
+        menu_body.get_by_role("button", name="PNG", exact=True).click()
+    image = Image.open(io.BytesIO(info.value.path().read_bytes()))
+    image.load()
+    return info.value.suggested_filename, image

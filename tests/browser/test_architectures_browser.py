@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import re
 
-from PIL import Image
-
 from lib.architectures import ARCHITECTURES, Cell, Memory, make_rule
 from lib.charts.architectures import node_roles
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import download_png, screenshot
 from tests.browser.server import wait_idle
 
 DIAGRAMS = "[class*='st-key-diagram-'] [data-testid='stVegaLiteChart']"
@@ -103,12 +101,7 @@ def test_export_menus_sit_under_the_figures_and_download_a_png(server, page, tmp
         assert chart["x"] <= menu["x"] < chart["x"] + chart["width"] / 2, index
 
     menus.first.click()
-    with page.expect_download() as download:
-        page.get_by_role("button", name="PNG", exact=True).click()
-    name = download.value.suggested_filename
+    name, image = download_png(page, page.locator("[data-testid='stPopoverBody']"))
     assert name == "architectures-tokens6-layers4-token5-layer1-figtransformer.png"
-    path = tmp_path / name
-    download.value.save_as(path)
-    with Image.open(path) as image:
-        assert image.format == "PNG" and image.width > 800 and image.height > 400
+    assert image.format == "PNG" and image.width > 800 and image.height > 400
     assert page.locator("[data-testid='stException']").count() == 0

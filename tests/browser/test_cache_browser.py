@@ -2,9 +2,7 @@
 
 from urllib.parse import quote
 
-from PIL import Image
-
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import download_png, screenshot
 from tests.browser.server import wait_idle
 
 FULL_PAGE = {"width": 1400, "height": 4200}  # the page scrolls inside Streamlit's main block
@@ -58,11 +56,6 @@ def test_cache_page_exports_the_step_grid_as_png(server, page, tmp_path):
     body = page.locator("[data-testid='stPopoverBody']")
     body.get_by_text("SVG").wait_for()
     screenshot(page, "cache-export-open")
-    with page.expect_download(timeout=60_000) as download:
-        body.get_by_role("button", name="PNG").click()
-    name = download.value.suggested_filename
+    name, image = download_png(page, body)
     assert name == "cache-new8-float32-greedy-step2-layer4-figgridon.png"
-    saved = tmp_path / name
-    download.value.save_as(saved)
-    with Image.open(saved) as image:
-        assert image.format == "PNG" and image.width > 400
+    assert image.format == "PNG" and image.width > 400

@@ -5,9 +5,7 @@ grid's export menu downloads a PNG named after the view."""
 import re
 from urllib.parse import quote
 
-from PIL import Image
-
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import download_png, screenshot
 from tests.browser.server import wait_idle
 
 PROMPT = "The capital of France is Paris. The capital of Italy is"
@@ -94,11 +92,6 @@ def test_the_grid_downloads_as_a_png_named_after_the_view(server, page, tmp_path
     body = page.locator("[data-testid='stPopoverBody']")
     body.get_by_text("SVG").wait_for()
     screenshot(page, "flow-export-open")
-    with page.expect_download(timeout=60_000) as download:
-        body.get_by_role("button", name="PNG").click()
-    name = download.value.suggested_filename
+    name, image = download_png(page, body)
     assert name == "flow-token5-layer12-headall-aggmean-weightvalue-figgrid.png"
-    saved = tmp_path / name
-    download.value.save_as(saved)
-    with Image.open(saved) as image:
-        assert image.format == "PNG" and image.width >= 1280  # 2× the file width of 20 tokens
+    assert image.format == "PNG" and image.width >= 1280  # 2× the file width of 20 tokens

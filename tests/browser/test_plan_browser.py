@@ -1,13 +1,10 @@
 """/plan in Debian's Chromium against a real server and the real model: the top-k bars, the
 lens heatmap, a click on a lens cell that selects it and shows its top-k, and the export menus."""
 
-import io
 import re
 from urllib.parse import parse_qs, quote, urlparse
 
-from PIL import Image
-
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import download_png, screenshot
 from tests.browser.server import wait_idle
 
 DETAIL = re.compile(r"Layer (\d+), after (.+) \((\d+)\)")
@@ -93,10 +90,6 @@ def test_each_chart_has_an_export_menu_below_it_and_its_png_downloads(server, pa
     popover.wait_for()
     page.wait_for_timeout(500)
     screenshot(page, "plan-export-menu")
-    with page.expect_download(timeout=60_000) as info:
-        popover.get_by_role("button", name="PNG").click()
-    download = info.value
-    assert download.suggested_filename == "plan-token4-k10-figoutput.png"
-    image = Image.open(io.BytesIO(download.path().read_bytes()))
-    image.load()
+    name, image = download_png(page, popover)
+    assert name == "plan-token4-k10-figoutput.png"
     assert image.format == "PNG" and image.width > 300 and image.height > 300

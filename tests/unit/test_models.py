@@ -51,3 +51,23 @@ def test_a_missing_local_folder_gives_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv(models.LOCAL_MODELS_ENV, f"gone={tmp_path / 'nothing'}")
     with pytest.raises(models.ModelUnavailable, match="Could not load"):
         models.load("gone")
+
+
+def test_busy_tells_whether_another_thread_holds_the_model(tiny):
+    import threading
+
+    assert not tiny.busy()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with tiny.lock:
+            held.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    held.wait(5)
+    assert tiny.busy()
+    release.set()
+    worker.join()
+    assert not tiny.busy()
