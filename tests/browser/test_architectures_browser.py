@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from playwright.sync_api import expect
+
 from lib.architectures import ARCHITECTURES, Cell, Memory, make_rule
 from lib.charts.architectures import node_roles
 from tests.browser.conftest import download_png, screenshot
@@ -47,7 +49,7 @@ def test_clicking_a_cell_moves_the_highlight_in_all_three(server, page):
     page.get_by_text("Selected cell: token 5, layer 1.").wait_for(timeout=120_000)
     wait_idle(page)
     diagrams = page.locator(DIAGRAMS)
-    assert diagrams.count() == 3
+    expect(diagrams).to_have_count(3, timeout=60_000)
     for index in range(3):
         diagrams.nth(index).locator("g.mark-rect path").nth(6 * 5 - 1).wait_for()
     before = [cell_roles(diagrams.nth(index)) for index in range(3)]
@@ -93,7 +95,7 @@ def test_export_menus_sit_under_the_figures_and_download_a_png(server, page, tmp
     assert page.locator(MENUS).filter(has_text="Export data").count() == 1
     # Every chart but the colour key has its menu just below it, inside its column.
     charts = page.locator(CHARTS)
-    assert charts.count() == 6
+    expect(charts).to_have_count(6, timeout=60_000)  # charts below the fold mount last
     for index in range(5):
         chart = charts.nth(index + 1).bounding_box()
         menu = menus.nth(index).bounding_box()

@@ -4,6 +4,8 @@ lens heatmap, a click on a lens cell that selects it and shows its top-k, and th
 import re
 from urllib.parse import parse_qs, quote, urlparse
 
+from playwright.sync_api import expect
+
 from tests.browser.conftest import download_png, screenshot
 from tests.browser.server import wait_idle
 
@@ -53,7 +55,7 @@ def test_plan_shows_bars_and_lens_and_a_click_selects_a_cell(server, page):
     query = parse_qs(urlparse(page.url).query)
     assert query.get("token") == ["9"] and query.get("layer") == ["20"]
     detail = page.locator(CHARTS).nth(3)  # the selected cell's top-k bars
-    assert detail.locator("g.mark-rect path").count() == 10
+    expect(detail.locator("g.mark-rect path")).to_have_count(10, timeout=60_000)
     assert page.locator("[data-testid='stException']").count() == 0
     page.wait_for_timeout(1000)
     screenshot(page, "plan-clicked")
