@@ -8,7 +8,7 @@ with far fewer lines. Data builders are pure and tested; chart builders take the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -271,39 +271,38 @@ def clicked_cell(state: Mapping[str, Any], tokens: int, layers: int) -> Cell | N
     return None
 
 
+def _per_architecture(
+    layers: int, tokens: int, row: Callable[[Architecture, int], dict]
+) -> pd.DataFrame:
+    """One row per (architecture, t = 0..tokens-1), labelled with the architecture's names."""
+    rules = [make_rule(name, layers) for name in ARCHITECTURES]
+    return pd.DataFrame(
+        [
+            {"architecture": rule.label, "name": rule.name, **row(rule, t)}
+            for rule in rules
+            for t in range(tokens)
+        ]
+    )
+
+
 def state_size_data(layers: int, tokens: int, width: int) -> pd.DataFrame:
     """Bytes carried into step t = 0..tokens-1 by each architecture (float32, hidden `width`)."""
-    rows = []
-    for name in ARCHITECTURES:
-        rule = make_rule(name, layers)
-        for t in range(tokens):
-            rows.append(
-                {
-                    "architecture": rule.label,
-                    "name": name,
-                    "step": t,
-                    "values": rule.state_values(t, width),
-                    "bytes": rule.state_bytes(t, width),
-                }
-            )
-    return pd.DataFrame(rows)
+    return _per_architecture(
+        layers,
+        tokens,
+        lambda rule, t: {
+            "step": t,
+            "values": rule.state_values(t, width),
+            "bytes": rule.state_bytes(t, width),
+        },
+    )
 
 
 def serial_path_data(layers: int, tokens: int) -> pd.DataFrame:
     """Longest serial path from token 0 to token d, for d = 0..tokens-1, per architecture."""
-    rows = []
-    for name in ARCHITECTURES:
-        rule = make_rule(name, layers)
-        for distance in range(tokens):
-            rows.append(
-                {
-                    "architecture": rule.label,
-                    "name": name,
-                    "distance": distance,
-                    "path": longest_path(rule, 0, distance),
-                }
-            )
-    return pd.DataFrame(rows)
+    return _per_architecture(
+        layers, tokens, lambda rule, d: {"distance": d, "path": longest_path(rule, 0, d)}
+    )
 
 
 def _arch_color() -> alt.Color:

@@ -29,25 +29,24 @@ def share_box() -> None:
         st.code(share_link(state.current().config), language=None, wrap_lines=True)
 
 
+FIGURE_FORMATS = (
+    ("PNG", export.chart_png, "image/png"),
+    ("SVG", export.chart_svg, "image/svg+xml"),
+)
+
+
 def chart_downloads(chart: alt.TopLevelMixin, name: str) -> None:
-    """A small "Export" menu under a chart: PNG and SVG, rendered on the server when clicked."""
+    """A small "Export figure" menu under a chart: files rendered on the server when clicked."""
     with st.popover("Export figure", icon=":material/download:"):
-        st.download_button(
-            "PNG",
-            data=lambda: export.chart_png(chart),
-            file_name=f"{name}.png",
-            mime="image/png",
-            key=f"{name}-png",
-            on_click="ignore",
-        )
-        st.download_button(
-            "SVG",
-            data=lambda: export.chart_svg(chart),
-            file_name=f"{name}.svg",
-            mime="image/svg+xml",
-            key=f"{name}-svg",
-            on_click="ignore",
-        )
+        for label, render, mime in FIGURE_FORMATS:
+            st.download_button(
+                label,
+                data=lambda render=render: render(chart),
+                file_name=f"{name}.{label.lower()}",
+                mime=mime,
+                key=f"{name}-{label.lower()}",
+                on_click="ignore",
+            )
 
 
 def data_downloads(
