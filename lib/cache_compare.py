@@ -174,6 +174,11 @@ class CacheSize:
     def agree(self) -> bool:
         return bool((self.measured == self.formula).all())
 
+    @property
+    def largest_growth(self) -> int:
+        """The most bytes one decoding step added (after the prompt's own step)."""
+        return int(np.diff(self.measured).max()) if self.measured.size > 1 else 0
+
 
 def cache_size(run: GenerationTrace, shape: ModelShape) -> CacheSize:
     tokens = cached_tokens(run)

@@ -39,8 +39,6 @@ with right:
 
 lm = resources.loaded_model(cfg)
 prompt = resources.encoded_prompt(cfg)
-for notice in prompt.notices:
-    st.warning(notice, icon="✂️")
 on, off = ui.both_runs(cfg, prompt.ids)
 comparison = cache_compare.compare(on, off)
 saved = cache_compare.savings(on, off)
@@ -71,8 +69,8 @@ elif comparison.same_tokens:
 else:
     chose, instead = comparison.parting_labels
     st.warning(
-        f"**{verdict}** (logits compared up to the step where the texts part). In {cfg.dtype} "
-        "the two kernels round differently, the logits drift, and at step "
+        f"**{verdict}** (logits compared up to the step where the texts part). The two runs' "
+        f"logits differ in {cfg.dtype} (max |Δlogit| above), and at step "
         f"{comparison.first_parting} the texts part: `{chose}` with the cache, `{instead}` "
         "without.",
         icon="⚠️",
@@ -120,7 +118,9 @@ size_text.markdown(
     f"**Formula:** 2 × {shape.layers} layers × {shape.kv_heads} KV heads × {shape.head_dim} "
     f"values × tokens × {shape.bytes_per_value} bytes = "
     f"{shape.cache_bytes_per_token:,} bytes per token.\n\n"
-    f"The measured sizes {agree}: the cache grows by one token's K and V per step, never more."
+    f"The measured sizes {agree}; after the prompt, one step added at most "
+    f"{size.largest_growth:,} bytes ({size.largest_growth / shape.cache_bytes_per_token:g} "
+    "token's K and V)."
 )
 
 st.header("3 · Step through the decoding")
@@ -129,7 +129,7 @@ n_steps = len(on.steps)
 step_column, grid_column = st.columns([3, 1])
 with step_column:
     if n_steps > 1:
-        start = state.clamped("step", cfg.step, n_steps)
+        state.clamped("step", cfg.step, n_steps)
         step = bound(
             st.slider,
             "step",
@@ -258,16 +258,17 @@ if comparison.same_tokens:
     claim_one, agreement = "Right about the result.", "which is why the tokens agree"
 else:
     claim_one = (
-        f"Right up to rounding: in {cfg.dtype} the two kernels round differently, and the "
+        f"Right up to rounding: in {cfg.dtype} the two runs' logits differ, and the "
         f"texts part at step {comparison.first_parting}."
     )
     agreement = "up to the rounding that parted the texts here"
+cost_moved = "Only the cost moved" if comparison.same_tokens else "The cost moved too"
 with opening:
     st.markdown(
         f"**“The KV cache is just an optimization.”** {claim_one} On your prompt the model"
         f" generated {comparison.steps} tokens twice ({decoding}, {cfg.dtype}), once "
         f"keeping the cache and once recomputing the whole sequence at every step: "
-        f"**{verdict}**. Only the cost moved: {saved.cells_off:,} (token, layer) cells instead "
+        f"**{verdict}**. {cost_moved}: {saved.cells_off:,} (token, layer) cells instead "
         f"of {saved.cells_on:,}; a median step of {saved.median_step_off * 1000:.0f} ms instead "
         f"of {saved.median_step_on * 1000:.0f} ms."
     )

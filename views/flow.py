@@ -187,8 +187,8 @@ if summary.inside:
         f"structure {summary.inside} states can influence the selected one (every "
         f"earlier-or-same token, every lower row); {summary.inside_nonzero} of them have a "
         f"non-zero gradient, and the largest gradient among the other {summary.outside} states "
-        f"is {summary.outside_max:g}.{strongest} Gradients are larger where states are smaller "
-        f"(the embedding row), so compare shades within a row. {reach}"
+        f"is {summary.outside_max:g}.{strongest} Each row has its own scale, so "
+        f"compare shades within a row. {reach}"
     )
 else:
     st.caption(
@@ -276,9 +276,10 @@ metrics[3].metric(
     help="Largest relative change of any state of the positions up to the source: they ran "
     "before the edit.",
 )
+float_error = "; float error of the split pass" if result.below_edit_change < 1e-4 else ""
 st.caption(
     f"{rows_text} of later tokens cannot read the edit: they moved by at most "
-    f"{result.below_edit_change:.1e} (relative; float error of the split pass). Row {first + 1}, "
+    f"{result.below_edit_change:.1e} (relative{float_error}). Row {first + 1}, "
     f"the first that reads the edited cache, moved by up to {result.above_edit_change:.3f}."
 )
 surgery_table = result.table(

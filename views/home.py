@@ -14,8 +14,6 @@ st.markdown(content.page_text("home", "intro"))
 
 lm = resources.loaded_model(cfg)
 prompt = resources.encoded_prompt(cfg)
-for notice in prompt.notices:
-    st.warning(notice, icon="✂️")
 
 st.subheader(f"Your prompt, as the model sees it: {len(prompt.ids)} tokens")
 st.markdown(text.token_chips(token_labels(lm, prompt.ids)))

@@ -54,7 +54,11 @@ def _encoded(model_id: str, dtype: str, prompt: str) -> EncodedPrompt:
 
 
 def encoded_prompt(cfg: ViewConfig) -> EncodedPrompt:
-    return _encoded(cfg.model, cfg.dtype, cfg.prompt)
+    """The prompt's tokens within the budget; says so on the page when it had to be cut."""
+    prompt = _encoded(cfg.model, cfg.dtype, cfg.prompt)
+    for notice in prompt.notices:
+        st.warning(notice, icon="✂️")
+    return prompt
 
 
 @st.cache_resource(show_spinner=False)
@@ -119,8 +123,6 @@ def session_run(cfg: ViewConfig) -> SessionRun:
     """
     loaded_model(cfg)
     prompt = encoded_prompt(cfg)
-    for notice in prompt.notices:
-        st.warning(notice, icon="✂️")
     with st.spinner(f"Generating {cfg.new} tokens…"):
         run = generation(cfg, prompt.ids)
     return SessionRun(prompt, run, traced(cfg, prompt.ids + run.new_ids))

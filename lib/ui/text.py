@@ -34,8 +34,10 @@ def continuation(prompt: str, generated: str, done: bool) -> str:
 
 
 def human_bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(count) < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+    if abs(count) < 1024:
+        return f"{count:.0f} B"
+    for unit in ("KB", "MB", "GB"):
         count /= 1024
-    return f"{count:.1f} GB"
+        if abs(count) < 1024 or unit == "GB":
+            break
+    return f"{count:.1f} {unit}"

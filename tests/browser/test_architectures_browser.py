@@ -86,7 +86,7 @@ def test_clicking_a_cell_moves_the_highlight_in_all_three(server, page):
     screenshot(page, "architectures-clicked")
 
 
-def test_export_menus_sit_under_the_figures_and_download_a_png(server, page, tmp_path):
+def test_export_menus_sit_under_the_figures_and_download_a_png(server, page):
     page.goto(f"{server}/architectures?tokens=6&layers=4&token=5&layer=1")
     page.get_by_text("Selected cell: token 5, layer 1.").wait_for(timeout=120_000)
     wait_idle(page)

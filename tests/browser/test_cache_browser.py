@@ -40,7 +40,7 @@ def test_cache_page_verdict_step_slider_and_grid_click(server, page):
     screenshot(page, "cache-step3-layer7")
 
 
-def test_cache_page_exports_the_step_grid_as_png(server, page, tmp_path):
+def test_cache_page_exports_the_step_grid_as_png(server, page):
     page.goto(f"{server}/cache?prompt={quote('The cure for cancer is')}&new=8&step=2&layer=4")
     wait_idle(page, timeout=300_000)
     main = page.locator("[data-testid='stMain']")

@@ -75,7 +75,7 @@ def test_a_click_on_the_grid_moves_selection_url_and_table(server, page):
     full_screenshot(page, "flow-after-click")
 
 
-def test_the_grid_downloads_as_a_png_named_after_the_view(server, page, tmp_path):
+def test_the_grid_downloads_as_a_png_named_after_the_view(server, page):
     page.goto(f"{server}/flow?prompt={quote(PROMPT)}&new=8&token=5&layer=12&weight=value")
     wait_idle(page, SLOW)
     main = page.locator("[data-testid='stMain']")

@@ -49,6 +49,7 @@ def test_cache_on_and_off_agree_on_the_real_model(real, prompt):
 def test_greedy_decoding_matches_transformers_generate(real):
     ids = encode_prompt(real, PROMPTS[0], 64).ids
     ours = generate(real, ids, 16, use_cache=True)
+    assert len(ours.new_ids) == 16 or ours.new_ids[-1] == real.tokenizer.eos_token_id
     with torch.inference_mode():
         theirs = real.model.generate(
             torch.tensor([ids]), max_new_tokens=16, do_sample=False, pad_token_id=2

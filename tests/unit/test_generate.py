@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -46,11 +48,22 @@ def test_hooks_are_removed_even_when_the_block_fails(tiny):
     assert all(len(layer._forward_pre_hooks) == 0 for layer in layers)
 
 
+class EndsAt:
+    """The tiny tokenizer, with another token declared the end of sequence."""
+
+    def __init__(self, tokenizer, eos: int) -> None:
+        self._tokenizer, self.eos_token_id = tokenizer, eos
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
 def test_generation_stops_at_end_of_sequence(tiny):
-    eos = tiny.tokenizer.eos_token_id
-    run = generate(tiny, [1, 2, 3], 200, use_cache=True)
-    stopped = eos in run.new_ids
-    assert len(run.steps) == (run.new_ids.index(eos) + 1 if stopped else 200)
+    free = generate(tiny, [1, 2, 3], 6, use_cache=True)
+    eos = free.new_ids[2]  # declare the third token chosen to be the end of sequence
+    ending = dataclasses.replace(tiny, tokenizer=EndsAt(tiny.tokenizer, eos))
+    run = generate(ending, [1, 2, 3], 200, use_cache=True)
+    assert run.new_ids == free.new_ids[: free.new_ids.index(eos) + 1]
 
 
 def test_on_step_sees_every_step(tiny):

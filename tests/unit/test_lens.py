@@ -263,7 +263,7 @@ def test_rank_bands_start_with_the_top_k():
     assert charts.rank_buckets(20)[1] == (100, "21–100")
 
 
-def test_the_lens_drops_its_words_when_cells_get_too_narrow(traced, lensed):
+def test_the_lens_drops_its_words_when_cells_get_too_narrow():
     many = [f"t{i}" for i in range(charts.WORDS_UP_TO + 1)]
     shape = (2, len(many))
     frame = charts.lens_frame(

@@ -33,22 +33,31 @@ def test_trace_arrays_are_read_only(tiny):
         trace.hidden[0, 0, 0] = 1.0
 
 
-def test_cached_keys_are_the_models_projection_of_the_layer_input(tiny):
-    """K at layer l is k_proj(norm(hidden state entering layer l)), rotated: check before RoPE."""
+def test_cached_keys_and_values_are_projections_of_the_layer_input(tiny):
+    """K and V at layer l are k_proj/v_proj(norm(hidden state entering layer l)); K is rotated."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
     ids = [5, 9, 2, 7]
     trace = run_trace(tiny, ids)
     layer = tiny.model.model.layers[1]
+    T, H_kv = len(ids), tiny.shape.kv_heads
     with torch.inference_mode():
-        entering = torch.from_numpy(trace.hidden[1].copy())  # (T, d)
-        values = layer.self_attn.v_proj(layer.input_layernorm(entering))  # (T, kv*hd)
-    expected = values.view(len(ids), tiny.shape.kv_heads, -1).transpose(0, 1)
-    np.testing.assert_allclose(trace.values[1], expected.numpy(), atol=1e-5)
+        entering = layer.input_layernorm(torch.from_numpy(trace.hidden[1].copy()))  # (T, d)
+        values = layer.self_attn.v_proj(entering).view(T, H_kv, -1).transpose(0, 1)
+        keys = layer.self_attn.k_proj(entering).view(1, T, H_kv, -1).transpose(1, 2)
+        cos, sin = tiny.model.model.rotary_emb(keys, torch.arange(T)[None])
+        rotated, _ = apply_rotary_pos_emb(keys, keys, cos, sin)  # (1, H_kv, T, hd)
+    np.testing.assert_allclose(trace.values[1], values.numpy(), atol=1e-5)
+    np.testing.assert_allclose(trace.keys[1], rotated[0].numpy(), atol=1e-5)
 
 
-def test_probabilities_and_entropy(tiny):
+def test_probabilities_and_entropy_match_the_softmax_of_a_plain_forward(tiny):
     trace = run_trace(tiny, [3, 4, 5])
-    assert np.all(trace.top_probs <= 1) and np.all(trace.top_probs.sum(-1) <= 1 + 1e-5)
-    assert np.all(trace.entropy > 0)
+    probs = torch.softmax(plain_forward(tiny, [3, 4, 5]).logits[0], -1)  # (T, V)
+    expected_top = torch.gather(probs, -1, torch.from_numpy(trace.top_ids.copy()))
+    np.testing.assert_allclose(trace.top_probs, expected_top.numpy(), rtol=1e-5)
+    entropy = -(probs * probs.log()).sum(-1)
+    np.testing.assert_allclose(trace.entropy, entropy.numpy(), rtol=1e-5)
 
 
 def test_prompt_budget_truncates_with_a_notice(tiny):
