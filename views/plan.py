@@ -134,8 +134,9 @@ with right:
         )
 
 st.header("2. The logit lens: every layer's guess of the next token")
-top1 = lens.label_grid(lm, lensed.top_ids[:, :, 0])
-frame = charts.lens_frame(trace.tokens, top1, lensed.top_probs[:, :, 0], lensed.entropy)
+frame = charts.lens_frame(
+    trace.tokens, lensed.top1_labels, lensed.top_probs[:, :, 0], lensed.entropy
+)
 grid, detail = st.columns([5, 2])
 with grid:
     heatmap = charts.lens_heatmap(frame, trace.tokens, (token, layer))
@@ -231,7 +232,7 @@ share.data_downloads(
         },
         "lens": {
             "rows": "embedding, then the output of each layer",
-            "top1_token": top1,
+            "top1_token": lensed.top1_labels,
             # Four decimals, as float64: the grids of a long run stay a few hundred KB.
             "top1_prob": lensed.top_probs[:, :, 0].astype(float).round(4),
             "entropy": lensed.entropy.astype(float).round(4),

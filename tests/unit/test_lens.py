@@ -107,6 +107,23 @@ def test_chunking_does_not_change_the_result(tiny, traced, lensed, monkeypatch):
     np.testing.assert_allclose(again.entropy, lensed.entropy, atol=1e-5)
 
 
+@pytest.mark.parametrize(("vocab", "k", "block"), [(49152, 20, 128), (1000, 7, 16), (130, 3, 128)])
+def test_blocked_top_k_is_torch_top_k(vocab, k, block):
+    logits = torch.randn(5, vocab, generator=torch.Generator().manual_seed(vocab))
+    logits[0, -3:] = torch.arange(3) + 100.0  # winners in the tail that fills no block
+    logits[1, :k] = torch.arange(k) + 50.0  # all winners in one block
+    got, want = lens.top_k_blocked(logits, k, block), torch.topk(logits, k, dim=-1)
+    torch.testing.assert_close(got.values, want.values)
+    torch.testing.assert_close(got.indices, want.indices)
+
+
+def test_blocked_top_k_inside_the_lens(tiny, traced, lensed, monkeypatch):
+    monkeypatch.setattr(lens, "TOPK_BLOCK", 3)  # tiny's vocabulary would otherwise fill no block
+    again = lens.logit_lens(tiny, traced)
+    np.testing.assert_array_equal(again.top_ids, lensed.top_ids)
+    np.testing.assert_allclose(again.top_probs, lensed.top_probs, atol=1e-6)
+
+
 def test_greedy_tokens_are_the_argmax_of_the_output_row(traced, lensed):
     top = lensed.n_layers - 1
     generated = range(len(PROMPT) - 1, traced.n_tokens - 1)
@@ -146,7 +163,8 @@ def make_trace(token_ids: list[int]) -> Trace:
 
 
 def make_lens(top_ids: np.ndarray, next_rank: np.ndarray) -> lens.Lens:
-    return lens.Lens(top_ids, np.zeros(top_ids.shape), np.zeros(next_rank.shape), next_rank)
+    zeros = np.zeros(next_rank.shape)
+    return lens.Lens(top_ids, np.zeros(top_ids.shape), zeros, next_rank, zeros.astype(str))
 
 
 def test_first_seen_follows_ranks_and_looks_back():
@@ -277,8 +295,10 @@ def test_the_lens_drops_its_words_when_cells_get_too_narrow():
 
 
 def test_the_lens_heatmap_exports_as_png_and_svg(tiny, traced, lensed):
-    top1 = lens.label_grid(tiny, lensed.top_ids[:, :, 0])
-    frame = charts.lens_frame(traced.tokens, top1, lensed.top_probs[:, :, 0], lensed.entropy)
+    assert lensed.top1_labels.tolist() == lens.label_grid(tiny, lensed.top_ids[:, :, 0]).tolist()
+    frame = charts.lens_frame(
+        traced.tokens, lensed.top1_labels, lensed.top_probs[:, :, 0], lensed.entropy
+    )
     heatmap = charts.lens_heatmap(frame, traced.tokens, (2, 1))
     image = Image.open(io.BytesIO(export.chart_png(heatmap)))
     image.load()
