@@ -15,6 +15,7 @@ PAGES = [
     st.Page("views/flow.py", title="What feeds a token", icon="🔀", url_path="flow"),
     st.Page("views/plan.py", title="Hidden state and planning", icon="🔭", url_path="plan"),
     st.Page("views/architectures.py", title="Architectures", icon="🔁", url_path="architectures"),
+    st.Page("views/tracking.py", title="Tracking, trained", icon="🧮", url_path="tracking"),
 ]
 
 

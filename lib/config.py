@@ -23,6 +23,7 @@ MAX_NEW_TOKENS = SETTINGS.max_new_tokens
 MAX_LAYER = 64
 MAX_HEAD = 63
 MAX_SEED = 2**31 - 1
+MAX_STATEMENTS = 120
 DEFAULT_PROMPT = SETTINGS.starter_prompt or "The cure for cancer is"
 DEFAULT_NEW = min(24, MAX_NEW_TOKENS)
 DTYPES = ("bfloat16",) if SETTINGS.weights == "bfloat16" else ("float32", "bfloat16")
@@ -123,6 +124,19 @@ class TextParam(Param):
         return f"text, up to {self.max_chars} characters"
 
 
+@dataclass(frozen=True)
+class ProgramParam(TextParam):
+    """A program typed by the reader; empty (the default) means "use the generated one"."""
+
+    def parse(self, raw: str) -> tuple[Any, str | None]:
+        if not raw.strip():
+            return "", None
+        return clean_prompt(raw, self.max_chars, self.default, noun="program")
+
+    def describe(self) -> str:
+        return f"empty, or a program of up to {self.max_chars} characters"
+
+
 def allowed_models() -> tuple[str, ...]:
     """The registry, or only the default model when a workshop locks it."""
     from lib.models import registry
@@ -145,8 +159,10 @@ class ModelParam(Param):
         return " / ".join(allowed_models())
 
 
-def clean_prompt(raw: str, max_chars: int, default: str) -> tuple[str, str | None]:
-    """Strip control characters, cap the length, refuse an empty prompt (with a notice each)."""
+def clean_prompt(
+    raw: str, max_chars: int, default: str, noun: str = "prompt"
+) -> tuple[str, str | None]:
+    """Strip control characters, cap the length, refuse an empty text (with a notice each)."""
     notices = []
     kept = "".join(
         char
@@ -154,12 +170,12 @@ def clean_prompt(raw: str, max_chars: int, default: str) -> tuple[str, str | Non
         if char in "\n\t" or unicodedata.category(char) not in {"Cc", "Cs", "Co", "Cn"}
     )
     if kept != raw:
-        notices.append("control characters were removed from the prompt")
+        notices.append(f"control characters were removed from the {noun}")
     if len(kept) > max_chars:
         kept = kept[:max_chars]
-        notices.append(f"the prompt was cut to {max_chars} characters")
+        notices.append(f"the {noun} was cut to {max_chars} characters")
     if not kept.strip():
-        return default, f"The prompt was empty; using the example “{default}”."
+        return default, f"The {noun} was empty; using the example “{default}”."
     return kept, ("; ".join(notices).capitalize() + ".") if notices else None
 
 
@@ -197,6 +213,10 @@ PARAMS: tuple[Param, ...] = (
     IntParam("tokens", 6, "tokens in the architecture diagrams", 1, 16),
     IntParam("layers", 4, "layers in the architecture diagrams", 1, 8),
     IntParam("width", 64, "hidden width used for state sizes", 1, 4096),
+    # /tracking
+    IntParam("statements", 30, "statements in the generated program", 2, MAX_STATEMENTS),
+    IntParam("pseed", 0, "seed of the generated program", 0, MAX_SEED),
+    ProgramParam("program", "", "a program of your own (replaces the generated one)", 1500),
 )
 PARAMS_BY_NAME = {param.name: param for param in PARAMS}
 
@@ -229,6 +249,9 @@ class ViewConfig:
     tokens: int = 6
     layers: int = 4
     width: int = 64
+    statements: int = 30
+    pseed: int = 0
+    program: str = ""
 
 
 @dataclass(frozen=True)

@@ -77,5 +77,10 @@ with paths:
     share.chart_downloads(ui.for_export(chart, "curve"), ui.export_name(view, "serial-path"))
 
 ui.flow_link(cfg)
+st.page_link(
+    "views/tracking.py",
+    label="See the difference trained: variable tracking, transformer vs feedback → /tracking",
+    icon="🧮",
+)
 data, table = ui.export_data(view, numbers, cells, checks, size_data, path_data)
 share.data_downloads(ui.PAGE, cfg, ui.export_name(view), data, table)

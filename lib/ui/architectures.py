@@ -17,9 +17,9 @@ import streamlit as st
 from lib import config, export, toy
 from lib.architectures import Cell, StepNumbers
 from lib.charts.architectures import SELECTION, clicked_cell
-from lib.config import PARAMS_BY_NAME, ViewConfig
+from lib.config import ViewConfig
 from lib.toy import VerificationResult
-from lib.ui.state import bound
+from lib.ui.state import bound, bound_in_range
 from lib.ui.text import human_bytes
 
 PASSED, FAILED = ":green[:material/check_circle:]", ":red[:material/cancel:]"
@@ -54,28 +54,14 @@ def controls(cfg: ViewConfig) -> GridView:
             st.session_state[name] = value
     size, depth, width, selected_token, selected_layer = st.columns(5)
     with size:
-        bound(
-            st.slider,
-            "tokens",
-            "Tokens",
-            min_value=PARAMS_BY_NAME["tokens"].low,
-            max_value=PARAMS_BY_NAME["tokens"].high,
-        )
+        bound_in_range(st.slider, "tokens", "Tokens")
     with depth:
-        bound(
-            st.slider,
-            "layers",
-            "Layers",
-            min_value=PARAMS_BY_NAME["layers"].low,
-            max_value=PARAMS_BY_NAME["layers"].high,
-        )
+        bound_in_range(st.slider, "layers", "Layers")
     with width:
-        bound(
+        bound_in_range(
             st.number_input,
             "width",
             "Hidden width (numbers per vector)",
-            min_value=PARAMS_BY_NAME["width"].low,
-            max_value=PARAMS_BY_NAME["width"].high,
             help="Sets the state sizes below; the diagrams do not depend on it.",
         )
     with selected_token:

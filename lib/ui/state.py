@@ -93,6 +93,12 @@ def bound(widget: Callable[..., Any], name: str, label: str, **kwargs: Any) -> A
     return widget(label, key=name, bind="query-params", **kwargs)
 
 
+def bound_in_range(widget: Callable[..., Any], name: str, label: str, **kwargs: Any) -> Any:
+    """`bound`, with the parameter's own range as the widget's bounds."""
+    param = PARAMS_BY_NAME[name]
+    return bound(widget, name, label, min_value=param.low, max_value=param.high, **kwargs)
+
+
 def _within(value: Any, low: Any, high: Any) -> Any:
     if value is None:
         return None

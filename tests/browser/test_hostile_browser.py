@@ -13,7 +13,7 @@ HOSTILE = [
     + "&new=3&bogus=1&k=0&step=-1",
     "prompt=" + quote("\u202eevil\u202c שלום \x07 ") + "&new=3&new=4&tokens=99&layers=0",
 ]
-PAGES = ["", "cache", "flow", "plan", "architectures"]
+PAGES = ["", "cache", "flow", "plan", "architectures", "tracking"]
 
 
 @pytest.mark.parametrize("path", PAGES, ids=lambda path: path or "home")

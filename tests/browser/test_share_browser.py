@@ -88,6 +88,15 @@ PAGES: list[tuple[str, Callable, list[str]]] = [
         ),
         ["tokens=8", "layers=3"],
     ),
+    (
+        "/tracking?statements=12",
+        lambda page: (
+            nudge(page, "Statements in the generated program", "ArrowRight", 2),
+            page.get_by_role("button", name="Another program").click(),
+            wait_idle(page),
+        ),
+        ["statements=14", "pseed=1"],
+    ),
 ]
 
 
