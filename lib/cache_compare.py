@@ -9,10 +9,9 @@ measured on the cache tensors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 import numpy as np
 
@@ -252,16 +251,3 @@ def cache_view(trace: Trace, query: int, layer: int, kv_head: int) -> CacheView:
         values=trace.values[layer, kv_head, : query + 1],  # (q + 1, d_head)
         attention=trace.attentions[layer, list(heads), query, : query + 1],  # (g, q + 1)
     )
-
-
-def selected_layer(selection: Mapping[str, Any] | None, name: str, layers: int) -> int | None:
-    """The layer of the grid cell a click selected, or None for no (or an unusable) selection.
-
-    `selection` is what st.altair_chart reports: {'selection': {name: [{'layer': 5, ...}]}}.
-    """
-    try:
-        points = (selection or {}).get("selection", {}).get(name) or []
-        layer = int(points[0]["layer"])
-    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
-        return None
-    return layer if 0 <= layer < layers else None

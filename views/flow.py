@@ -112,7 +112,7 @@ with chart_column:
     st.altair_chart(
         grid,
         key=ui.GRID_KEY,
-        on_select=ui.select_from_grid,
+        on_select=ui.select_on_click(ui.GRID_KEY),
         selection_mode=charts.SELECTION,
         width="stretch",
     )
@@ -165,7 +165,7 @@ cone_figure = charts.cone_chart(labels, cone, cones, stairs)
 st.altair_chart(
     cone_figure,
     key=ui.CONE_KEY,
-    on_select=ui.select_from_cone,
+    on_select=ui.select_on_click(ui.CONE_KEY),
     selection_mode=charts.SELECTION,
     width="stretch",
 )

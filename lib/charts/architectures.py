@@ -8,9 +8,9 @@ with far fewer lines. Data builders are pure and tested; chart builders take the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import altair as alt
 import pandas as pd
@@ -252,23 +252,6 @@ def legend_chart() -> alt.LayerChart:
     squares = alt.Chart(key).mark_square(size=140, opacity=1).encode(x=x, color=_role_color())
     labels = alt.Chart(key).mark_text(align="left", dx=10, fontSize=13).encode(x=x, text="label:N")
     return alt.layer(squares, labels).properties(height=24, width="container")
-
-
-def clicked_cell(state: Mapping[str, Any], tokens: int, layers: int) -> Cell | None:
-    """The (token, layer) a chart click selected, from Streamlit's selection state
-    `{"selection": {"cell": [{"token": t, "layer": l}]}}`; None when the click selected nothing
-    on the grid (a click on empty space, a line or a memory)."""
-    points = state.get("selection", {}).get(SELECTION) or []
-    if not points:
-        return None
-    point = points[-1]
-    try:
-        t, layer = int(point["token"]), int(point["layer"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if 0 <= t < tokens and 0 <= layer <= layers:
-        return t, layer
-    return None
 
 
 def _per_architecture(

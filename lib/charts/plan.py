@@ -4,14 +4,13 @@ the rank of each emitted token down the layers of the position that emitted it.
 
 Positions are ordinal bands; the x-axis shows `position text` for each token, so repeated
 tokens stay apart. The two clickable charts name their selections (`LENS_SELECTION`,
-`POSITION_SELECTION`) and `clicked` turns Streamlit's selection event into plain integers.
+`POSITION_SELECTION`), read by `lib.charts.clicked`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import altair as alt
 import numpy as np
@@ -286,15 +285,3 @@ def first_seen_chart(
     return (cells + settle).properties(
         width=EXPORT_WIDTH, height=14 * n_rows + LEGEND_PX + TOKEN_AXIS_PX
     )
-
-
-def clicked(event: Mapping[str, Any] | None, name: str, fields: Sequence[str]) -> tuple | None:
-    """The integer `fields` of the point a click selected in selection `name`; None when the
-    selection was cleared, or the event is not one of ours."""
-    points = ((event or {}).get("selection") or {}).get(name) or []
-    if not points:
-        return None
-    try:
-        return tuple(int(points[0][field]) for field in fields)
-    except (KeyError, TypeError, ValueError):
-        return None

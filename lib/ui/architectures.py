@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal
 
 import altair as alt
@@ -16,10 +15,10 @@ import streamlit as st
 
 from lib import config, export, toy
 from lib.architectures import Cell, StepNumbers
-from lib.charts.architectures import SELECTION, clicked_cell
+from lib.charts.architectures import SELECTION
 from lib.config import ViewConfig
 from lib.toy import VerificationResult
-from lib.ui.state import bound, bound_in_range
+from lib.ui.state import bound, bound_in_range, copy_click
 from lib.ui.text import human_bytes
 
 PASSED, FAILED = ":green[:material/check_circle:]", ":red[:material/cancel:]"
@@ -85,13 +84,6 @@ def controls(cfg: ViewConfig) -> GridView:
     return GridView(cfg.tokens, cfg.layers, cfg.width, (token, layer))
 
 
-def _copy_click(chart_key: str, tokens: int, layers: int) -> None:
-    """Runs before the rerun, so the bound widgets can still be set."""
-    cell = clicked_cell(st.session_state[chart_key], tokens, layers)
-    if cell is not None:
-        st.session_state["token"], st.session_state["layer"] = cell
-
-
 def clickable_diagram(chart: alt.LayerChart, name: str, view: GridView) -> None:
     """Draw one diagram; a click on a cell selects it in all three.
 
@@ -101,7 +93,9 @@ def clickable_diagram(chart: alt.LayerChart, name: str, view: GridView) -> None:
     st.altair_chart(
         chart,
         key=key,
-        on_select=partial(_copy_click, key, view.tokens, view.layers),
+        on_select=copy_click(
+            key, SELECTION, ("token", "layer"), ("token", "layer"), (view.tokens, view.layers + 1)
+        ),
         selection_mode=SELECTION,
         width="stretch",
     )

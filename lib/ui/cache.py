@@ -23,6 +23,7 @@ from lib.config import ViewConfig
 from lib.generate import GenerationTrace, Step
 from lib.models import ModelShape
 from lib.ui import resources
+from lib.ui.state import copy_click
 
 PAGE = "cache"
 
@@ -55,15 +56,7 @@ def both_runs(cfg: ViewConfig, prompt_ids: tuple[int, ...]) -> tuple[GenerationT
 
 def layer_from_click(chart_key: str, layers: int) -> Callable[[], None]:
     """An on_select callback: a click on a grid cell selects that cell's layer below."""
-
-    def select() -> None:
-        layer = cache_compare.selected_layer(
-            st.session_state.get(chart_key), GRID_SELECTION, layers
-        )
-        if layer is not None:
-            st.session_state["layer"] = layer
-
-    return select
+    return copy_click(chart_key, GRID_SELECTION, ("layer",), ("layer",), (layers,))
 
 
 def export_name(cfg: ViewConfig, *parts: tuple[str, Any]) -> str:

@@ -8,8 +8,7 @@ and reruns at most the gradient pass of a cell it has not seen yet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
@@ -21,6 +20,7 @@ from lib.flow import Cell, GradientCone
 from lib.models import LoadedModel
 from lib.surgery import CacheEdit, Surgery
 from lib.trace import Trace
+from lib.ui import state
 
 GRID_KEY = "flow_grid"
 CONE_KEY = "flow_cone"
@@ -101,31 +101,12 @@ def count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def cell_from_event(event: Mapping[str, Any] | None) -> tuple[int, int] | None:
-    """The (token, layer) a click on a grid selected; None when the selection was cleared or
-    the event is not one of ours."""
-    points = ((event or {}).get("selection") or {}).get(SELECTION) or []
-    if not points:
-        return None
-    try:
-        return int(points[0]["token"]), int(points[0]["layer"])
-    except (KeyError, TypeError, ValueError):
-        return None
+CELL_FIELDS = ("token", "layer")  # a grid point's fields, and the widgets they set
 
 
-def _select(chart_key: str) -> None:
-    cell = cell_from_event(st.session_state.get(chart_key))
-    if cell is not None:
-        st.session_state["token"], st.session_state["layer"] = cell
-
-
-def select_from_grid() -> None:
-    """`on_select` callback of the grid: runs before the rerun, so the widgets can follow."""
-    _select(GRID_KEY)
-
-
-def select_from_cone() -> None:
-    _select(CONE_KEY)
+def select_on_click(chart_key: str) -> Callable[[], None]:
+    """`on_select` of the grid and the cone: the clicked cell becomes the selected one."""
+    return state.copy_click(chart_key, SELECTION, CELL_FIELDS, CELL_FIELDS)
 
 
 def select_cell(token: int, layer: int) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import streamlit as st
 
 from lib import lens
-from lib.charts.plan import LENS_SELECTION, POSITION_SELECTION, clicked
+from lib.charts.plan import LENS_SELECTION, POSITION_SELECTION
 from lib.config import ViewConfig
 from lib.lens import Lens
 from lib.models import LoadedModel
 from lib.trace import Trace
+from lib.ui.state import copy_click
 
 LENS_KEY = "plan_lens"
 STRIP_KEY = "plan_entropy"
@@ -34,15 +35,5 @@ def logit_lens(cfg: ViewConfig, lm: LoadedModel, trace: Trace) -> Lens:
     return _lens(cfg.model, cfg.dtype, tuple(trace.token_ids.tolist()), lm, trace)
 
 
-def select_lens_cell() -> None:
-    """`on_select` of the lens heatmap: runs before the rerun, so the sliders can follow."""
-    cell = clicked(st.session_state.get(LENS_KEY), LENS_SELECTION, ("position", "layer"))
-    if cell is not None:
-        st.session_state["token"], st.session_state["layer"] = cell
-
-
-def select_position() -> None:
-    """`on_select` of the entropy strip."""
-    position = clicked(st.session_state.get(STRIP_KEY), POSITION_SELECTION, ("position",))
-    if position is not None:
-        st.session_state["token"] = position[0]
+select_lens_cell = copy_click(LENS_KEY, LENS_SELECTION, ("position", "layer"), ("token", "layer"))
+select_position = copy_click(STRIP_KEY, POSITION_SELECTION, ("position",), ("token",))

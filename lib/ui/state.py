@@ -8,12 +8,13 @@ prompt) and show the notice, so a bad link still opens a working, explained view
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
 
 from lib import config
+from lib.charts import clicked
 from lib.config import PARAMS_BY_NAME, Validated, ViewConfig
 
 STREAMLIT_PARAMS = ("embed", "embed_options")
@@ -105,3 +106,22 @@ def _within(value: Any, low: Any, high: Any) -> Any:
     if low is not None:
         value = max(value, low)
     return value if high is None else min(value, high)
+
+
+def copy_click(
+    chart_key: str,
+    selection: str,
+    fields: Sequence[str],
+    widgets: Sequence[str],
+    bounds: Sequence[int] | None = None,
+) -> Callable[[], None]:
+    """An `on_select` callback: the clicked point's `fields` go into the bound `widgets`. It
+    runs before the rerun, so the widgets (and the URL) follow the click."""
+
+    def copy() -> None:
+        values = clicked(st.session_state.get(chart_key), selection, fields, bounds)
+        if values is not None:
+            for widget, value in zip(widgets, values, strict=True):
+                st.session_state[widget] = value
+
+    return copy

@@ -28,9 +28,9 @@ from lib.architectures import (
     parallel_over_time,
     step_numbers,
 )
+from lib.charts import clicked
 from lib.charts.architectures import (
     SELECTION,
-    clicked_cell,
     diagram_chart,
     diagram_data,
     drawn_edges,
@@ -185,7 +185,7 @@ def test_charts_build_with_a_named_click_selection(name: str) -> None:
     ],
 )
 def test_clicked_cell(state: dict, expected: Cell | None) -> None:
-    assert clicked_cell(state, tokens=6, layers=4) == expected
+    assert clicked(state, SELECTION, ("token", "layer"), (6, 5)) == expected
 
 
 def test_state_size_data() -> None:

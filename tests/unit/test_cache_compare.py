@@ -13,6 +13,7 @@ from PIL import Image
 from lib import cache_compare, export, models
 from lib.cache_compare import CellState
 from lib.charts import cache as charts
+from lib.charts import clicked
 from lib.config import ViewConfig
 from lib.generate import generate
 from lib.trace import encode_prompt, run_trace
@@ -187,7 +188,8 @@ def test_cache_view_reads_the_trace_rows_of_the_step(tiny, runs):
     ],
 )
 def test_a_grid_click_selects_a_layer(selection, expected):
-    assert cache_compare.selected_layer(selection, charts.GRID_SELECTION, 3) == expected
+    found = clicked(selection, charts.GRID_SELECTION, ("layer",), (3,))
+    assert (found[0] if found else None) == expected
 
 
 def test_charts_carry_the_data_they_are_given(runs, tiny):

@@ -13,6 +13,7 @@ from PIL import Image
 
 from lib import export
 from lib.architectures import TransformerRule, cone_mask
+from lib.charts import clicked
 from lib.charts import flow as charts
 from lib.flow import (
     Cell,
@@ -25,7 +26,7 @@ from lib.flow import (
     value_norms,
 )
 from lib.trace import run_trace
-from lib.ui.flow import cell_from_event
+from lib.ui.flow import CELL_FIELDS
 
 IDS = [5, 17, 99, 3, 42, 7, 61, 250, 8, 33]
 
@@ -183,7 +184,7 @@ def test_staircase_climbs_one_layer_per_token():
     ],
 )
 def test_a_click_event_becomes_a_cell(event, expected):
-    assert cell_from_event(event) == expected
+    assert clicked(event, charts.SELECTION, CELL_FIELDS) == expected
 
 
 def test_charts_draw_every_cell_and_every_edge(traced):

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from lib import export, lens
+from lib.charts import clicked
 from lib.charts import plan as charts
 from lib.generate import generate
 from lib.models import load, tiny_tokenizer
@@ -247,7 +248,7 @@ def test_extremes_and_labels(tiny, traced):
     ],
 )
 def test_clicked_reads_only_our_selection(event, expected):
-    assert charts.clicked(event, charts.LENS_SELECTION, ("position", "layer")) == expected
+    assert clicked(event, charts.LENS_SELECTION, ("position", "layer")) == expected
 
 
 def test_charts_name_their_selections_and_mark_what_came_next(traced, lensed):
