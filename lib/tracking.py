@@ -489,6 +489,14 @@ class Shipped:
     model: TrackingModel
     record: dict
 
+    @property
+    def description(self) -> str:
+        """`1 layer, width 64, 4 heads, trained on 10–40 statements`, from the record."""
+        sizes, (low, high) = self.record["sizes"], self.record["train_statements"]
+        layers = f"{sizes['layers']} layer{'s' if sizes['layers'] > 1 else ''}"
+        shape = f"width {sizes['width']}, {sizes['heads']} heads"
+        return f"{layers}, {shape}, trained on {low}–{high} statements"
+
 
 def shipped_names() -> tuple[str, ...]:
     return tuple(sorted(path.stem for path in WEIGHTS_DIR.glob("*.json")))

@@ -192,8 +192,14 @@ if summary.inside:
     )
 else:
     st.caption(
-        f"An embedding depends on its own token only: the backward pass finds a gradient "
-        f"of {summary.outside_max:g} on every other state. {reach}"
+        (
+            "An embedding depends on its own token only: the backward pass finds no gradient "
+            "on any other state."
+            if summary.outside_max == 0
+            else f"The backward pass of this embedding finds gradients of up to "
+            f"{summary.outside_max:g} on other states."
+        )
+        + f" {reach}"
     )
 st.markdown(
     f"**The staircase (red).** What token *i* computes at row *l* reaches token *i+1* no lower "

@@ -167,7 +167,8 @@ settled_text = (
     f"{summary.settled_late} of {summary.emitted} settle only in the last {lens.LATE_LAYERS} "
     f"layers, invisible to the lens until the very end."
     if summary.median_settled is not None
-    else f"None of them ends in the top {k} (they were sampled, not the likeliest)."
+    else f"None of them ends in the top {k}"
+    + (" (they were sampled, not the likeliest)." if cfg.seed is not None else ".")
 )
 st.markdown(
     f"For each emitted token ({summary.emitted} here): its rank in the lens at every layer of "

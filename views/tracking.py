@@ -25,10 +25,8 @@ Transformer at 33.7% and a Feedback Transformer at 99.1% with three variables.
 
 Here is that task in miniature, with models trained on this kind of CPU: one variable `x` with
 values 1–{tracking.VALUES} that wrap around, and conditionals (`if x == 2 : x ++ ;`), so every
-value hangs on the whole chain before it. Both models have width 64 and 4 heads; neither has
-position embeddings, and both bias their attention towards recent tokens in the same way
-(ALiBi). They were trained on programs of {tracking.TRAIN_STATEMENTS[0]}–
-{tracking.TRAIN_STATEMENTS[1]} statements, and their weights ship with the app.
+value hangs on the whole chain before it. Neither kind of model has position embeddings; both
+bias their attention towards recent tokens in the same way (ALiBi).
 """
 )
 
@@ -37,11 +35,16 @@ try:
 except (OSError, ValueError, RuntimeError) as error:  # missing or damaged weight files
     st.error(
         f"The trained models could not be loaded ({type(error).__name__}: {error}). "
-        "Run `python -m bench.train_tracking feedback-1 transformer-1 transformer-2` to rebuild "
-        f"them in `{tracking.WEIGHTS_DIR}`.",
+        "Rebuild them in `{tracking.WEIGHTS_DIR}` with `python -m bench.train_tracking` and the "
+        "model names (`--help` lists them).",
         icon="🚫",
     )
     st.stop()
+st.markdown(
+    "Trained here and shipped with the app: "
+    + ", ".join(f"**{name}** ({shipped.description})" for name, shipped in models.items())
+    + "."
+)
 
 st.header("1. Run a program through both")
 length, seed, another = st.columns([3, 2, 2], vertical_alignment="bottom")
@@ -137,9 +140,8 @@ window = feedback.model.window
 st.caption(
     f"At the `x` of each print, the feedback model's first layer attends over the memories of "
     f"the last {window} tokens (heads averaged). Each memory mixes *every* layer of its token, "
-    "top included: this is the top of the past feeding the bottom of the present. Where the "
-    "weight sits — on the last update, on the `;` that closes it — is what the model learned; "
-    "nothing in its design points it there."
+    "top included: this is the top of the past feeding the bottom of the present. Nothing in "
+    "the design says which memories to read: where the weight sits is what training made of it."
 )
 
 st.header("What this does and does not show")
@@ -154,19 +156,24 @@ comparison = (
     else "The feedback model does not beat every transformer on every test set here (see the "
     "table above)."
 )
+gap = (
+    "; a larger transformer, or one trained longer, may narrow the gap measured here"
+    if found.wins_everywhere
+    else ""
+)
 st.markdown(
     f"""
 - **Measured on this run:** {found.feedback} gets {fb[first]:.1%} of prints right on programs
   like its training ones ({first}) and {fb[longest]:.1%} on {longest}; the best transformer
   there, {found.best_transformer}, gets {tr[first]:.1%} and {tr[longest]:.1%}. {comparison}
-  From the training lengths to {longest}, the feedback model loses
-  {100 * found.feedback_drop:.1f} points and {found.best_transformer}
-  {100 * found.transformer_drop:.1f}.
+  From the training lengths to {longest}, the feedback model's accuracy changes by
+  {-100 * found.feedback_drop:+.1f} points, {found.best_transformer}'s by
+  {-100 * found.transformer_drop:+.1f}.
 - **Not shown:** the paper's full setting. A prototype on this CPU found that neither model
   learned the paper's three variables with values 1–10 within ten minutes of training, so this
   page uses one variable with values 1–{tracking.VALUES}. The models are tiny and trained
-  briefly; a larger transformer, or one trained longer, may narrow the gap. The paper's claim
-  is about what depth limits; this is one small instance of it, not a replication.
+  briefly{gap}. The paper's claim is about what depth limits; this is one small instance of
+  it, not a replication.
 """
 )
 
