@@ -7,26 +7,27 @@ this router (no sidebar, no link validation).
 
 import streamlit as st
 
-from lib.ui import share, sidebar, state
-
-PAGES = [
-    st.Page("views/home.py", title="The question", icon="❓", url_path="", default=True),
-    st.Page("views/cache.py", title="Cache on vs off", icon="💾", url_path="cache"),
-    st.Page("views/flow.py", title="What feeds a token", icon="🔀", url_path="flow"),
-    st.Page("views/plan.py", title="Hidden state and planning", icon="🔭", url_path="plan"),
-    st.Page("views/architectures.py", title="Architectures", icon="🔁", url_path="architectures"),
-    st.Page("views/tracking.py", title="Tracking, trained", icon="🧮", url_path="tracking"),
-]
+from lib import site
+from lib.ui import draw, sidebar, state
 
 
 def run() -> None:
     st.set_page_config(page_title="KV Lens", page_icon="🔎", layout="wide")
-    state.begin_run()
-    navigation = st.navigation(PAGES)
-    sidebar.show()
-    state.show_notices()
-    navigation.run()
-    share.share_box()
+    pages = {
+        page.path: st.Page(
+            page.file, title=page.title, icon=page.icon, url_path=page.path, default=not page.path
+        )
+        for page in site.PAGES
+    }
+    navigation = st.navigation(list(pages.values()))
+    resolved = state.begin_run(site.page(navigation.url_path))
+    try:
+        sidebar.show()
+        draw.notices(resolved.notices)
+        navigation.run()
+        draw.share_box(resolved)
+    finally:
+        state.end_run()
 
 
 run()

@@ -25,7 +25,7 @@ import psutil
 from playwright.async_api import async_playwright
 
 from bench.common import report
-from tests.browser.server import APP_IDLE, CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from lib.serve import APP_IDLE, CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 SLOWEST_SHOWN = 5
 OPEN = "open"  # how an opening view's entry in the times starts

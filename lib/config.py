@@ -2,13 +2,15 @@
 
 Query strings come from strangers. Every value is parsed by the parameter that owns it; a value
 out of range is clamped, an unusable one replaced by the default, and each correction becomes a
-notice the page shows. Nothing here raises on bad input.
+notice the page shows. Nothing here raises on bad input. A page validates only the parameters it
+reads (`lib.site`): one carried over from another page by navigation is ignored without a notice.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import keyword
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +18,9 @@ from typing import Any
 
 from lib.models import DEFAULT_MODEL
 from lib.settings import SETTINGS
+from lib.site import PageInfo
 
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,12}", re.ASCII)
 MAX_PROMPT_CHARS = 2000
 MAX_PROMPT_TOKENS = SETTINGS.max_prompt_tokens
 MAX_NEW_TOKENS = SETTINGS.max_new_tokens
@@ -64,10 +68,10 @@ class IntParam(Param):
         text = raw.strip()
         if self.optional and text.lower() in {"", "none"}:
             return None, None
-        try:
-            number = int(text)
-        except ValueError:
-            return self.default, f"`{self.name}` must be a whole number; using {self.default}."
+        if not WHOLE_NUMBER.fullmatch(text):  # no 1e3, 0x10, 1_000, inf, nan or Unicode digits
+            shown = "the default" if self.default is None else self.default
+            return self.default, f"`{self.name}` must be a whole number; using {shown}."
+        number = int(text)
         clamped = min(max(number, self.low), self.high)
         if clamped != number:
             return clamped, f"`{self.name}` must be {self.low}–{self.high}; using {clamped}."
@@ -186,9 +190,7 @@ PARAMS: tuple[Param, ...] = (
     IntParam("token", 0, "selected token position (clamped to the sequence)", 0, 10_000),
     IntParam("layer", 0, "selected layer (clamped to the model's depth)", 0, MAX_LAYER),
     HeadParam("head", "all", "query head, or all"),
-    ChoiceParam("cache", "on", "KV cache on or off", choices=("on", "off")),
     ChoiceParam("dtype", DTYPES[0], "precision of the weights", choices=DTYPES),
-    ChoiceParam("arch", "transformer", "architecture", choices=("transformer", "rnn", "feedback")),
     IntParam("seed", None, "sampling seed; empty for greedy decoding", 0, MAX_SEED, optional=True),
     # /cache
     IntParam("step", 0, "decoding step shown in the step-through", 0, MAX_NEW_TOKENS - 1),
@@ -213,6 +215,12 @@ PARAMS: tuple[Param, ...] = (
     IntParam("tokens", 6, "tokens in the architecture diagrams", 1, 16),
     IntParam("layers", 4, "layers in the architecture diagrams", 1, 8),
     IntParam("width", 64, "hidden width used for state sizes", 1, 4096),
+    ChoiceParam(
+        "generation",
+        "off",
+        "draw the sampled token fed back as the next input",
+        choices=("on", "off"),
+    ),
     # /tracking
     IntParam("statements", 30, "statements in the generated program", 2, MAX_STATEMENTS),
     IntParam("pseed", 0, "seed of the generated program", 0, MAX_SEED),
@@ -231,9 +239,7 @@ class ViewConfig:
     token: int = 0
     layer: int = 0
     head: int | str = "all"
-    cache: str = "on"
     dtype: str = DTYPES[0]
-    arch: str = "transformer"
     seed: int | None = None
     step: int = 0
     kvhead: int = 0
@@ -249,6 +255,7 @@ class ViewConfig:
     tokens: int = 6
     layers: int = 4
     width: int = 64
+    generation: str = "off"
     statements: int = 30
     pseed: int = 0
     program: str = ""
@@ -259,11 +266,24 @@ class Validated:
     config: ViewConfig
     notices: tuple[str, ...]
 
+    def query(self, page: PageInfo | None = None) -> dict[str, str]:
+        """The URL parameters as they should stand: accepted values only, defaults left out."""
+        return to_query(self.config, page)
 
-def from_query(query: Mapping[str, Sequence[str] | str], known: Iterable[str] = ()) -> Validated:
+
+RETIRED = frozenset({"arch", "cache"})  # parameters of old links that no page reads any more
+
+
+def from_query(
+    query: Mapping[str, Sequence[str] | str],
+    page: PageInfo | None = None,
+    known: Iterable[str] = (),
+) -> Validated:
     """Build a config from a query string's parameters; every correction becomes a notice.
 
-    `known` names parameters that belong to something else on the page (left alone, no notice).
+    With a `page`, only its parameters are read: another page's (carried over by navigation)
+    keep their defaults without a notice. `known` names parameters that belong to something else
+    on the page (left alone, no notice). Several values of one parameter: the last one counts.
     """
     values: dict[str, Any] = {}
     notices: list[str] = []
@@ -271,11 +291,11 @@ def from_query(query: Mapping[str, Sequence[str] | str], known: Iterable[str] = 
         given = [raw_values] if isinstance(raw_values, str) else list(raw_values)
         param = PARAMS_BY_NAME.get(name)
         if param is None:
-            if name not in known:
+            if name not in known and name not in RETIRED:
                 shown = name[:30].encode("unicode_escape").decode()
                 notices.append(f"Ignored unknown parameter `{shown}`.")
             continue
-        if not given:
+        if not given or (page is not None and name not in page.params):
             continue
         if len(given) > 1:
             notices.append(f"`{name}` was given {len(given)} times; using the last one.")
@@ -286,13 +306,15 @@ def from_query(query: Mapping[str, Sequence[str] | str], known: Iterable[str] = 
     return Validated(ViewConfig(**values), tuple(notices))
 
 
-def to_query(config: ViewConfig) -> dict[str, str]:
-    """The non-default settings as URL parameters: the shortest link that reproduces the view."""
+def to_query(config: ViewConfig, page: PageInfo | None = None) -> dict[str, str]:
+    """The non-default settings as URL parameters (only the page's, with a page): the shortest
+    link that reproduces the view."""
     defaults = ViewConfig()
     return {
         param.name: param.render(getattr(config, param.attr))
         for param in PARAMS
         if getattr(config, param.attr) != getattr(defaults, param.attr)
+        and (page is None or param.name in page.params)
     }
 
 

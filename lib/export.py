@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import vl_convert
 
-from lib.config import ViewConfig, to_query
+from lib.config import PARAMS, ViewConfig, to_query
+from lib.site import PageInfo
 
 
 def view_name(page: str, *parts: tuple[str, Any]) -> str:
@@ -58,7 +59,16 @@ def chart_svg(chart: alt.TopLevelMixin) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready values: numpy and pandas objects become lists, numbers and records."""
+    """JSON-ready values: numpy and pandas objects become lists, numbers and records; a
+    dataclass becomes its fields, but those marked `field(metadata={"export": False})`."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: _plain(getattr(value, field.name))
+            for field in dataclasses.fields(value)
+            if field.metadata.get("export", True)
+        }
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
     if isinstance(value, pd.DataFrame):
         return json.loads(value.to_json(orient="records"))
     if isinstance(value, np.ndarray):
@@ -72,16 +82,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def view_json(page: str, cfg: ViewConfig, data: Mapping[str, Any]) -> str:
-    """The page's data with the configuration that produced it and the link parameters."""
+def view_json(page: PageInfo, cfg: ViewConfig, data: Any) -> str:
+    """The page model as data, with the configuration that produced it and its link."""
     document = {
-        "page": page,
+        "page": page.name,
         "model": cfg.model,
-        "config": dataclasses.asdict(cfg),
-        "query": to_query(cfg),
+        "config": {param: value for param, value in _config_fields(cfg) if param in page.params},
+        "query": to_query(cfg, page),
         "data": _plain(data),
     }
     return json.dumps(document, ensure_ascii=False, indent=1)
+
+
+def _config_fields(cfg: ViewConfig) -> list[tuple[str, Any]]:
+    """(URL name, value) of every setting: `from`, as in the link, not `from_`."""
+    return [(param.name, getattr(cfg, param.attr)) for param in PARAMS]
 
 
 def table_csv(table: pd.DataFrame) -> str:

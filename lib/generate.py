@@ -1,9 +1,14 @@
 """Step-by-step decoding with the KV cache on or off, instrumented.
 
-Each step records the token it chose, the logits it chose from, how long the forward pass took,
-how many bytes the cache holds, and which (token, layer) cells the model really computed. The
-cells are counted by hooks on the decoder layers of the real forward pass, not by formula: with
-the cache on a step computes one column of the grid, with it off every earlier column again.
+Each step records the token it chose, how long the forward pass took, how many bytes the cache
+holds, and which (token, layer) cells the model really computed. The cells are counted by hooks
+on the decoder layers of the real forward pass, not by formula: with the cache on a step
+computes one column of the grid, with it off every earlier column again. A cached run can also
+keep what the new token read: its attention over the cache at every layer, and the cache itself
+at the end, so a page shows the decode cache, not a re-computation of it.
+
+Full-vocabulary logits are not kept (200 KB a step for SmolLM2): whoever compares them does so
+while they exist (`steps`).
 """
 
 from __future__ import annotations
@@ -25,10 +30,19 @@ from lib.trace import token_label
 class Step:
     token_id: int
     label: str
-    logits: np.ndarray  # (V,) float32: the distribution this step chose from
     seconds: float  # wall time of the forward pass (lock wait excluded)
     computed: np.ndarray  # (L, 2): positions [start, stop) each layer computed in this step
     cache_bytes: int  # bytes of K and V held by the cache after this step (0 without cache)
+    reads: np.ndarray | None = None  # (L, H, q+1): the fed token's attention, when recorded
+
+
+@dataclass(frozen=True)
+class DecodeCache:
+    """The K and V rows the cache held after the last step: (L, H_kv, T, d_head) each, T being
+    every position fed (the last chosen token is never fed, so it has none)."""
+
+    keys: np.ndarray
+    values: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -38,14 +52,11 @@ class GenerationTrace:
     seed: int | None
     prompt_ids: tuple[int, ...]
     steps: tuple[Step, ...]
+    cache: DecodeCache | None = None  # with the cache on and `record=True`
 
     @property
     def new_ids(self) -> tuple[int, ...]:
         return tuple(step.token_id for step in self.steps)
-
-    @property
-    def logits(self) -> np.ndarray:  # (N, V)
-        return np.stack([step.logits for step in self.steps])
 
     @property
     def seconds(self) -> np.ndarray:  # (N,)
@@ -104,14 +115,23 @@ def choose(logits: torch.Tensor, generator: torch.Generator | None) -> int:
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
-def generate_steps(
+def _frozen(tensor: torch.Tensor) -> np.ndarray:
+    array = tensor.detach().float().numpy().copy()
+    array.flags.writeable = False
+    return array
+
+
+def steps(
     lm: LoadedModel,
     prompt_ids: Sequence[int],
     new_tokens: int,
     use_cache: bool,
     seed: int | None = None,
-) -> Iterator[Step]:
-    """Yield one Step per generated token; stops early at the end-of-sequence token.
+    record: bool = False,
+) -> Iterator[tuple[Step, torch.Tensor, DynamicCache | None]]:
+    """Yield each Step with the logits (V,) it chose from and the cache after it; stops early at
+    the end-of-sequence token. With `record` (cache on), each step keeps the fed token's
+    attention over every cached row.
 
     The shared lock is held per step, not for the whole generation: the cache belongs to this
     generation alone, so sessions may interleave their steps safely.
@@ -131,6 +151,7 @@ def generate_steps(
                 past_key_values=cache,
                 use_cache=use_cache,
                 logits_to_keep=1,
+                output_attentions=record,
             )
             logits = out.logits[0, -1]
             token = choose(logits, generator)
@@ -139,17 +160,27 @@ def generate_steps(
         computed = np.zeros((lm.model.config.num_hidden_layers, 2), dtype=np.int64)
         for layer, first, stop in calls:
             computed[layer] = (first, stop)
-        yield Step(
+        reads = _frozen(torch.stack([a[0, :, -1] for a in out.attentions])) if record else None
+        step = Step(
             token_id=token,
             label=label,
-            logits=logits.float().numpy().copy(),
             seconds=seconds,
             computed=computed,
             cache_bytes=cache_nbytes(cache) if use_cache else 0,
+            reads=reads,  # (L, H, q+1)
         )
+        yield step, logits, cache
         ids.append(token)
         if token == eos:
             return
+
+
+def decode_cache(cache: DynamicCache) -> DecodeCache:
+    """The cache's K and V rows as read-only arrays, (L, H_kv, T, d_head) each."""
+    return DecodeCache(
+        keys=_frozen(torch.stack([layer.keys[0] for layer in cache.layers])),
+        values=_frozen(torch.stack([layer.values[0] for layer in cache.layers])),
+    )
 
 
 def generate(
@@ -159,11 +190,14 @@ def generate(
     use_cache: bool,
     seed: int | None = None,
     on_step: Callable[[Step], None] | None = None,
+    record: bool = False,
 ) -> GenerationTrace:
-    """Run `generate_steps` to the end and keep every step; `on_step` sees each as it comes."""
-    steps = []
-    for step in generate_steps(lm, prompt_ids, new_tokens, use_cache, seed):
-        steps.append(step)
+    """Run `steps` to the end and keep every step; `on_step` sees each as it comes."""
+    kept, cache = [], None
+    for step, _, after in steps(lm, prompt_ids, new_tokens, use_cache, seed, record):
+        kept.append(step)
+        cache = after
         if on_step is not None:
             on_step(step)
-    return GenerationTrace(lm.spec.id, use_cache, seed, tuple(prompt_ids), tuple(steps))
+    final = decode_cache(cache) if record and use_cache else None
+    return GenerationTrace(lm.spec.id, use_cache, seed, tuple(prompt_ids), tuple(kept), final)

@@ -57,6 +57,7 @@ class ModelSpec:
     label: str
     kind: Literal["gguf-wheel", "tiny-random", "local"]
     folder: str = ""
+    provenance: str = ""  # where the weights come from, in a sentence for the sidebar
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,28 @@ class ModelShape:
     kv_heads: int
     hidden: int
     head_dim: int
+    mlp: int  # width of the feed-forward block's hidden activation
     vocab: int
     bytes_per_value: int
 
     @property
+    def kv_width(self) -> int:
+        """Numbers in one token's K (or V) at one layer: what a later token can read of it."""
+        return self.kv_heads * self.head_dim
+
+    @property
     def cache_bytes_per_token(self) -> int:
         """K and V, per layer, per KV head: 2 × layers × kv_heads × head_dim × bytes."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * self.bytes_per_value
+        return 2 * self.layers * self.kv_width * self.bytes_per_value
+
+    def kv_head_of(self, head: int) -> int:
+        """The KV head a query head reads under grouped-query attention (transformers'
+        `repeat_kv` repeats each KV head for `heads // kv_heads` consecutive query heads)."""
+        return head // (self.heads // self.kv_heads)
+
+    def query_heads_of(self, kv_head: int) -> tuple[int, ...]:
+        """The query heads that read one KV head."""
+        return tuple(head for head in range(self.heads) if self.kv_head_of(head) == kv_head)
 
 
 @dataclass(frozen=True)
@@ -103,14 +119,28 @@ class LoadedModel:
             kv_heads=config.num_key_value_heads,
             hidden=config.hidden_size,
             head_dim=config.head_dim,
+            mlp=config.intermediate_size,
             vocab=config.vocab_size,
             bytes_per_value=torch.finfo(self.model.dtype).bits // 8,
         )
 
 
 BUILTIN_MODELS = (
-    ModelSpec(DEFAULT_MODEL, "SmolLM2-135M-Instruct (30 layers)", "gguf-wheel"),
-    ModelSpec("tiny-random", "tiny random Llama (3 layers, for tests)", "tiny-random"),
+    ModelSpec(
+        DEFAULT_MODEL,
+        "SmolLM2-135M-Instruct (30 layers)",
+        "gguf-wheel",
+        provenance=(
+            "SmolLM2-135M-Instruct (30 layers), from the 4-bit (Q4_1) GGUF of the wheel "
+            f"{WHEEL_NAME}=={WHEEL_VERSION}, de-quantized: float arithmetic on 4-bit weights."
+        ),
+    ),
+    ModelSpec(
+        "tiny-random",
+        "tiny random Llama (3 layers, for tests)",
+        "tiny-random",
+        provenance="A tiny Llama with random weights (3 layers), built in memory for tests.",
+    ),
 )
 
 
@@ -120,8 +150,9 @@ def registry() -> dict[str, ModelSpec]:
     for entry in os.environ.get(LOCAL_MODELS_ENV, "").split(";"):
         name, sep, folder = entry.partition("=")
         if sep and name.strip() and name.strip() not in models:
+            label = f"{name.strip()} (local)"
             models[name.strip()] = ModelSpec(
-                name.strip(), f"{name.strip()} (local)", "local", folder
+                name.strip(), label, "local", folder, provenance=f"{label}: a workshop's folder."
             )
     return models
 

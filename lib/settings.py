@@ -22,6 +22,7 @@ class Settings:
     max_grid_tokens: int  # KV_LENS_MAX_GRID_TOKENS: sequence length for gradient and surgery views
     weights: str  # KV_LENS_WEIGHTS: float32, or bfloat16 to halve the weights on small hosts
     starter_prompt: str
+    max_cache_mb: int  # KV_LENS_MAX_CACHE_MB: every computed result together, in MiB
 
 
 def _number(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -43,6 +44,7 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         max_grid_tokens=_number(env, "KV_LENS_MAX_GRID_TOKENS", 96 if workshop else 192, 8, 768),
         weights=weights if weights in {"float32", "bfloat16"} else "float32",
         starter_prompt=env.get("KV_LENS_STARTER_PROMPT", WORKSHOP_STARTER if workshop else ""),
+        max_cache_mb=_number(env, "KV_LENS_MAX_CACHE_MB", 256, 16, 65_536),
     )
 
 

@@ -1,38 +1,138 @@
-"""A small thread-safe least-recently-used store, for results that are built while streaming.
+"""Results shared by every session, kept within a byte budget and computed once per key.
 
-`st.cache_resource` replays the Streamlit elements a cached function drew, so a function that
-streams progress into the page cannot be cached by it; such results go here instead.
+Free-text prompts make the set of possible results unbounded, and one trace of a long sequence
+holds about a hundred megabytes: a cache bounded by its number of entries lets a few strangers
+with long prompts push a small host out of memory. Here every result is weighed when it is
+stored, the least recently used ones leave when the total passes the budget, and sessions that
+ask for the same key at once wait for one computation instead of each running the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import pandas as pd
+import torch
 
 Value = TypeVar("Value")
+OBJECT_BYTES = 64  # what a small Python object costs, roughly: a floor for what we do not weigh
 
 
-class LruStore(Generic[Value]):
-    def __init__(self, max_entries: int) -> None:
-        self._max_entries = max_entries
-        self._items: OrderedDict[Hashable, Value] = OrderedDict()
+def nbytes_of(value: Any, _seen: set[int] | None = None) -> int:
+    """The memory a result holds: its arrays, tensors, tables and strings, followed through
+    dataclasses and containers (each object counted once)."""
+    seen = set() if _seen is None else _seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        own = value.nbytes if value.base is None or value.flags.owndata else 0
+        if value.dtype == object:
+            own += sum(nbytes_of(item, seen) for item in value.ravel())
+        return own + OBJECT_BYTES
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement() + OBJECT_BYTES
+    if isinstance(value, pd.DataFrame):
+        return int(value.memory_usage(deep=True).sum())
+    if isinstance(value, pd.Series):
+        return int(value.memory_usage(deep=True))
+    if isinstance(value, str | bytes):
+        return sys.getsizeof(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return OBJECT_BYTES + sum(
+            nbytes_of(getattr(value, field.name), seen) for field in dataclasses.fields(value)
+        )
+    if isinstance(value, Mapping):
+        return OBJECT_BYTES + sum(
+            nbytes_of(key, seen) + nbytes_of(item, seen) for key, item in value.items()
+        )
+    if isinstance(value, list | tuple | set | frozenset):
+        return OBJECT_BYTES + sum(nbytes_of(item, seen) for item in value)
+    return OBJECT_BYTES
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreUse:
+    """What a store holds now, for the README's memory table and the bench."""
+
+    entries: int
+    used_bytes: int
+    budget_bytes: int
+    evictions: int
+
+
+class ResultStore(Generic[Value]):
+    """A thread-safe least-recently-used store whose bound is bytes, not entries."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self._budget = budget_bytes
+        self._items: OrderedDict[Hashable, tuple[Value, int]] = OrderedDict()
+        self._used = 0
+        self._evictions = 0
         self._lock = threading.Lock()
+        self._computing: dict[Hashable, threading.Lock] = {}
 
     def get(self, key: Hashable) -> Value | None:
         with self._lock:
-            if key not in self._items:
+            found = self._items.get(key)
+            if found is None:
                 return None
             self._items.move_to_end(key)
-            return self._items[key]
+            return found[0]
 
     def put(self, key: Hashable, value: Value) -> None:
+        """Keep `value` unless it alone is larger than the budget; evict the oldest to fit."""
+        size = nbytes_of(value)
         with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._max_entries:
-                self._items.popitem(last=False)
+            if key in self._items:
+                self._used -= self._items.pop(key)[1]
+            if size > self._budget:
+                return
+            self._items[key] = (value, size)
+            self._used += size
+            while self._used > self._budget:
+                _, (_, freed) = self._items.popitem(last=False)
+                self._used -= freed
+                self._evictions += 1
+
+    def compute(self, key: Hashable, make: Callable[[], Value]) -> Value:
+        """The stored value of `key`, or `make()` stored under it. Concurrent callers of one key
+        wait for the first one's computation rather than repeat it."""
+        found = self.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        try:
+            with key_lock:
+                found = self.get(key)
+                if found is None:
+                    found = make()
+                    self.put(key, found)
+                return found
+        finally:
+            with self._lock:
+                self._computing.pop(key, None)
+
+    def computing(self, key: Hashable) -> bool:
+        """Whether another caller is computing `key` right now (this call never waits)."""
+        with self._lock:
+            return key in self._computing
+
+    def use(self) -> StoreUse:
+        with self._lock:
+            return StoreUse(len(self._items), self._used, self._budget, self._evictions)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._used = 0
 
     def __len__(self) -> int:
         with self._lock:

@@ -1,10 +1,29 @@
-"""Shared fixtures: the tiny random model for fast tests, the real model for integration tests."""
+"""Shared fixtures: the tiny random model for fast tests, the real model for integration tests.
+
+Markers follow what a test needs, set here so that no test file can forget them: `browser` for
+everything under tests/browser (a server and Chromium), `real` for every test that uses the real
+model, `network` for those that reach a package index. `make test` runs them all; `-m "not
+browser and not real"` is the quick loop.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import streamlit as st
 
 from lib import models
+
+BROWSER = Path(__file__).parent / "browser"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if BROWSER in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.browser)
+        if "real" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real)
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +35,14 @@ def tiny() -> models.LoadedModel:
 def real() -> models.LoadedModel:
     """The real SmolLM2-135M; `make test` converts it first, so its absence is a failure."""
     return models.load(models.DEFAULT_MODEL)
+
+
+@pytest.fixture
+def fresh_caches():
+    """Streamlit's caches and the shared result store persist across AppTest runs in one
+    process: clear them around a test that counts computations."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()

@@ -1,86 +1,68 @@
 """Home: the question, the prompt as tokens, the model's continuation, the model's shape."""
 
-import dataclasses
-
 import streamlit as st
 
-from lib import content, export
-from lib.trace import decode_text, token_labels
-from lib.ui import resources, share, state, text
+from lib import export, markdown, site
+from lib.pages.home import home_page
+from lib.ui import draw, resources, state
 
-cfg = state.current().config
-st.title(content.page_text("home", "title"))
-st.markdown(content.page_text("home", "intro"))
-
-lm = resources.loaded_model(cfg)
-prompt = resources.encoded_prompt(cfg)
-
-st.subheader(f"Your prompt, as the model sees it: {len(prompt.ids)} tokens")
-st.markdown(text.token_chips(token_labels(lm, prompt.ids)))
-
-st.subheader("The model's continuation")
-prompt_text = decode_text(lm, prompt.ids)  # as the model read it, after any cut
+cfg = state.view()
+resolved = state.current()
 live = st.empty()
 shown: list[int] = []
 
+with resources.lab(cfg) as lab:
+    prompt_text = lab.text(lab.prompt(cfg.prompt).ids)
 
-def stream(step) -> None:
-    shown.append(step.token_id)
-    live.markdown(text.continuation(prompt_text, decode_text(lm, shown), done=False))
+    def stream(step) -> None:
+        """Each new token on the page as soon as it exists."""
+        shown.append(step.token_id)
+        live.markdown(markdown.continuation(prompt_text, lab.text(shown), done=False))
 
+    page = home_page(cfg, lab, on_step=stream)
 
-run = resources.generation(cfg, prompt.ids, on_step=stream)
-live.markdown(text.continuation(prompt_text, decode_text(lm, run.new_ids), done=True))
-decoding = "greedy decoding" if cfg.seed is None else f"sampling with seed {cfg.seed}"
-st.caption(
-    f"{len(run.steps)} tokens, {decoding} with the KV cache on, "
-    f"{run.seconds.sum():.2f} s of forward passes on this machine's CPU."
-)
+live.empty()
+st.title(page.title)
+st.markdown(page.intro)
+draw.notices(page.notices)
+st.subheader(page.prompt_heading)
+st.markdown(markdown.token_chips(page.prompt_tokens))
+st.subheader(page.continuation_heading)
+st.markdown(page.continuation_markdown)
+st.caption(page.continuation_caption)
 
-shape = lm.shape
-st.subheader(f"The model: {lm.spec.label}")
-columns = st.columns(6)
-columns[0].metric("Layers", shape.layers)
-columns[1].metric("Query heads", shape.heads)
-columns[2].metric("KV heads", shape.kv_heads)
-columns[3].metric("Hidden size", shape.hidden)
-columns[4].metric("Head size", shape.head_dim)
-columns[5].metric("Cache per token", text.human_bytes(shape.cache_bytes_per_token))
-held = len(prompt.ids) + len(run.steps) - 1  # the last token chosen was never fed back
-st.caption(
-    f"Every token leaves 2 × {shape.layers} layers × {shape.kv_heads} KV heads × "
-    f"{shape.head_dim} values × {shape.bytes_per_value} bytes = "
-    f"{text.human_bytes(shape.cache_bytes_per_token)} in the cache. After this run the cache "
-    f"held {held} tokens: {text.human_bytes(int(run.cache_bytes[-1]))}, measured on its tensors."
-)
-share.data_downloads(
-    "home",
-    cfg,
-    export.view_name("home", ("new", cfg.new)),
-    {
-        "prompt_tokens": token_labels(lm, prompt.ids),
-        "continuation": decode_text(lm, run.new_ids),
-        "continuation_tokens": [step.label for step in run.steps],
-        "step_seconds": run.seconds,
-        "cache_bytes": run.cache_bytes,
-        "shape": dataclasses.asdict(shape),
-    },
-)
+st.subheader(page.model_heading)
+shape = page.shape
+for column, (label, value) in zip(
+    st.columns(6),
+    (
+        ("Layers", shape.layers),
+        ("Query heads", shape.heads),
+        ("KV heads", shape.kv_heads),
+        ("Hidden size", shape.hidden),
+        ("Head size", shape.head_dim),
+        ("Cache per token", markdown.human_bytes(shape.cache_bytes_per_token)),
+    ),
+    strict=True,
+):
+    column.metric(label, value)
+st.caption(page.cache_caption)
+draw.data_downloads(resolved, export.view_name("home", ("new", cfg.new)), page, None)
 
-st.subheader("Explore")
-for name, summary in content.texts()["pages"].items():
-    st.page_link(content.page_file(name), label=f"/{name}", icon="➡️")
-    st.caption(summary)
+st.subheader(page.explore_heading)
+for link in page.explore:
+    st.page_link(site.page(link.path).file, label=link.label, icon="➡️")
+    st.caption(link.summary)
 
-st.subheader("A guided tour of the debate")
-st.caption("Each step is a claim from the forum threads, paraphrased, and the view that tests it.")
-for number, step in enumerate(content.tour(), start=1):
+st.subheader(page.tour_heading)
+st.caption(page.tour_caption)
+for card in page.tour:
     with st.container(border=True):
-        st.markdown(f"**{number}. {text.escape_markdown(step.claim)}** · *{step.side}*")
-        st.markdown(text.escape_markdown(step.look))
+        st.markdown(f"**{card.number}. {markdown.escape_markdown(card.claim)}** · *{card.side}*")
+        st.markdown(markdown.escape_markdown(card.look))
         st.page_link(
-            content.page_file(step.page),
-            label=f"Open /{step.page}" if step.page else "Stay on this page",
-            query_params=step.params,
+            site.page(card.link.path).file,
+            label=card.link.label,
+            query_params=card.link.params,
             icon="🔎",
         )

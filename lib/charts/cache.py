@@ -38,17 +38,27 @@ def _per_step(on: np.ndarray, off: np.ndarray, column: str) -> pd.DataFrame:
     )
 
 
-def step_times(seconds_on: np.ndarray, seconds_off: np.ndarray) -> alt.Chart:
-    """Wall time of every step's forward pass, with and without the cache."""
-    data = _per_step(seconds_on * 1000, seconds_off * 1000, "ms")
+def step_times(context: np.ndarray, ms_on: np.ndarray, ms_off: np.ndarray) -> alt.Chart:
+    """Wall time of each timed step against the context it attends over, both modes."""
+    data = pd.concat(
+        [
+            pd.DataFrame({"context": context, "ms": ms_on, "run": "cache on"}),
+            pd.DataFrame({"context": context, "ms": ms_off, "run": "cache off"}),
+        ]
+    )
     return (
-        alt.Chart(data, title="Wall time per step")
+        alt.Chart(data, title="Time per step against context length")
         .mark_line(point=True)
         .encode(
-            x=alt.X("step:Q", title="decoding step", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("ms:Q", title="milliseconds"),
+            x=alt.X(
+                "context:Q",
+                title="tokens of context (prompt + tokens so far)",
+                scale=alt.Scale(zero=False),
+                axis=alt.Axis(tickMinStep=1),
+            ),
+            y=alt.Y("ms:Q", title="milliseconds", scale=alt.Scale(zero=True)),
             color=_run_color(),
-            tooltip=["run", "step", alt.Tooltip("ms:Q", format=".1f")],
+            tooltip=["run", "context", alt.Tooltip("ms:Q", format=".1f")],
         )
         .properties(height=260)
     )

@@ -1,23 +1,31 @@
-"""Cached, shared computations: one model per server, one trace per distinct input.
+"""Everything the server keeps: the loaded models and one store of computed results.
 
-Models and traces are immutable once built (traces hold read-only numpy arrays), so they are
-kept with `st.cache_resource` and shared by every session instead of being pickled and copied
-on every rerun. A rerun that only changes a selection finds everything here and calls no model.
+Models are loaded once per server (`st.cache_resource`) and shared by every session; calls into
+them are serialised by the model's lock. Every other result — generations, traces, lenses,
+cones, checks of the toy models — lives in one store with a byte budget (`KV_LENS_MAX_CACHE_MB`),
+reached through a `Lab` that tells the reader what is being computed and why they wait.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import streamlit as st
 
-from lib import generate, models, trace
-from lib.config import MAX_PROMPT_TOKENS, ViewConfig
-from lib.generate import GenerationTrace, Step
+from lib import models, toy
+from lib.config import ViewConfig
+from lib.lab import Lab
 from lib.models import LoadedModel, ModelUnavailable
-from lib.store import LruStore
-from lib.trace import EncodedPrompt, Trace
+from lib.settings import SETTINGS
+from lib.store import ResultStore
+from lib.toy import VerificationResult
+
+
+@st.cache_resource(show_spinner=False)
+def store() -> ResultStore:
+    """The one store of computed results, shared by every session of this server."""
+    return ResultStore(SETTINGS.max_cache_mb << 20)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -25,8 +33,8 @@ def _model(model_id: str, dtype: str) -> LoadedModel:
     return models.load(model_id, dtype)
 
 
-def loaded_model(cfg: ViewConfig) -> LoadedModel:
-    """The shared model for this view; a progress bar while it is fetched and converted.
+def loaded_model(model_id: str, dtype: str) -> LoadedModel:
+    """The shared model; a progress bar while it is fetched and converted the first time.
 
     When the model cannot be had, the page says why and how to fix it, and stops there: the
     rest of the app keeps running.
@@ -37,9 +45,9 @@ def loaded_model(cfg: ViewConfig) -> LoadedModel:
         slot.progress(min(max(fraction, 0.0), 1.0), text=message)
 
     try:
-        models.prepare(cfg.model, show)
-        with st.spinner(f"Loading {cfg.model}…"):
-            lm = _model(cfg.model, cfg.dtype)
+        models.prepare(model_id, show)
+        with st.spinner(f"Loading {model_id}…"):
+            lm = _model(model_id, dtype)
     except ModelUnavailable as error:
         slot.empty()
         st.error(f"The model is not available. {error}", icon="🚫")
@@ -48,81 +56,29 @@ def loaded_model(cfg: ViewConfig) -> LoadedModel:
     return lm
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
-def _encoded(model_id: str, dtype: str, prompt: str) -> EncodedPrompt:
-    return trace.encode_prompt(_model(model_id, dtype), prompt, MAX_PROMPT_TOKENS)
+@contextmanager
+def lab(cfg: ViewConfig, dtype: str | None = None) -> Iterator[Lab]:
+    """The lab of this view's model, reporting into a slot at this point of the page: a
+    progress bar for work with steps, a line for waits and single passes."""
+    dtype = dtype or SETTINGS.weights
+    loaded_model(cfg.model, dtype)
+    slot = st.empty()
+
+    def progress(fraction: float | None, message: str) -> None:
+        if not message:
+            slot.empty()
+        elif fraction is None:
+            slot.info(message, icon="⏳")
+        else:
+            slot.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+    try:
+        yield Lab(cfg.model, dtype, store(), load=_model, progress=progress)
+    finally:
+        slot.empty()
 
 
-def encoded_prompt(cfg: ViewConfig) -> EncodedPrompt:
-    """The prompt's tokens within the budget; says so on the page when it had to be cut."""
-    prompt = _encoded(cfg.model, cfg.dtype, cfg.prompt)
-    for notice in prompt.notices:
-        st.warning(notice, icon="✂️")
-    return prompt
-
-
-@st.cache_resource(show_spinner=False)
-def _generations() -> LruStore[GenerationTrace]:
-    return LruStore(max_entries=16)
-
-
-def generation(
-    cfg: ViewConfig,
-    prompt_ids: tuple[int, ...],
-    use_cache: bool = True,
-    on_step: Callable[[Step], None] | None = None,
-) -> GenerationTrace:
-    """The generation for this view, computed once; `on_step` sees each step while it runs."""
-    key = (cfg.model, cfg.dtype, prompt_ids, cfg.new, use_cache, cfg.seed)
-    found = _generations().get(key)
-    if found is None:
-        lm = _model(cfg.model, cfg.dtype)
-        say_if_waiting(lm)
-        found = generate.generate(lm, prompt_ids, cfg.new, use_cache, cfg.seed, on_step=on_step)
-        _generations().put(key, found)
-    return found
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _trace(model_id: str, dtype: str, token_ids: tuple[int, ...]) -> Trace:
-    return trace.run_trace(_model(model_id, dtype), token_ids)
-
-
-def say_if_waiting(lm: LoadedModel) -> None:
-    """Tell the reader when another session holds the shared model: their turn comes next."""
-    if lm.busy():
-        st.toast("Another reader is using the model; yours runs as soon as it is free.", icon="⏳")
-
-
-def traced(cfg: ViewConfig, token_ids: tuple[int, ...]) -> Trace:
-    say_if_waiting(_model(cfg.model, cfg.dtype))
-    with st.spinner(
-        "Tracing the forward pass… (waits its turn if another reader is using the model)"
-    ):
-        return _trace(cfg.model, cfg.dtype, token_ids)
-
-
-@dataclass(frozen=True)
-class SessionRun:
-    """The prompt, its continuation, and the trace of the whole sequence, for one view."""
-
-    prompt: EncodedPrompt
-    generation: GenerationTrace
-    trace: Trace
-
-    @property
-    def n_prompt(self) -> int:
-        return len(self.prompt.ids)
-
-
-def session_run(cfg: ViewConfig) -> SessionRun:
-    """Prompt + greedy (or seeded) continuation with the cache on, then one trace of it all.
-
-    Pages that look inside the model (/flow, /plan) read this; everything is cached, so a rerun
-    that only changes a selection calls no model.
-    """
-    loaded_model(cfg)
-    prompt = encoded_prompt(cfg)
-    with st.spinner(f"Generating {cfg.new} tokens…"):
-        run = generation(cfg, prompt.ids)
-    return SessionRun(prompt, run, traced(cfg, prompt.ids + run.new_ids))
+def verification(arch_name: str, tokens: int, layers: int) -> VerificationResult:
+    """The live check of one toy model, once per grid; kept with every other result."""
+    key = ("verification", arch_name, tokens, layers)
+    return store().compute(key, lambda: toy.verify(arch_name, tokens, layers))

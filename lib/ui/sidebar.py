@@ -10,25 +10,21 @@ import streamlit as st
 from lib import content, models
 from lib.config import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, allowed_models
 from lib.settings import SETTINGS
-from lib.ui.state import bound, current
+from lib.ui.state import bound, use_preset, view
 
-
-def _use_preset() -> None:
-    chosen = st.session_state.get("_preset")
-    if chosen is not None:
-        st.session_state["prompt"] = chosen.prompt
+PRESET_KEY = "_preset"
 
 
 def show() -> None:
-    registry = models.registry()
     with st.sidebar:
         st.selectbox(
             "Example prompts",
             content.presets(),
             index=None,
             format_func=lambda preset: preset.label,
-            key="_preset",
-            on_change=_use_preset,
+            key=PRESET_KEY,
+            on_change=use_preset,
+            args=(PRESET_KEY,),
             placeholder="Pick an example…",
         )
         bound(
@@ -39,20 +35,13 @@ def show() -> None:
             height=100,
             help="The text the model continues. Press Ctrl+Enter to apply.",
         )
-        ids = list(allowed_models())
         bound(
             st.selectbox,
             "model",
             "Model",
-            options=ids,
+            options=list(allowed_models()),
             disabled=SETTINGS.workshop,
             help="Locked for this workshop." if SETTINGS.workshop else None,
         )
-        st.caption(registry[current().config.model].label)
-        bound(
-            st.slider,
-            "new",
-            "Tokens to generate",
-            min_value=1,
-            max_value=MAX_NEW_TOKENS,
-        )
+        st.caption(models.registry()[view().model].provenance)
+        bound(st.slider, "new", "Tokens to generate", min_value=1, max_value=MAX_NEW_TOKENS)

@@ -1,96 +1,172 @@
-"""The one adapter between the validated configuration and Streamlit's widgets and URL.
+"""The one module that writes Streamlit's session state and the URL.
 
-Widgets are bound to URL parameters with Streamlit's `bind="query-params"`: the URL seeds the
-widget and follows it. Streamlit silently drops a URL value it cannot use; we first validate
-every value ourselves, seed the widget with the corrected value (a clamped number, a cleaned
-prompt) and show the notice, so a bad link still opens a working, explained view.
+A run starts here (`begin_run`, called by the router before any widget exists): the page's URL
+parameters are read once, validated once (`lib.config`), and the URL is rewritten to hold only
+accepted values, so no widget ever parses a raw value from a stranger. Which value wins:
+
+* on a session's first run, after a page switch, or when a parameter's URL value changed since
+  the end of the last run (a link followed, a history step), the URL wins: a link opens exactly
+  its view, and a parameter it leaves out takes its default;
+* otherwise (a widget moved, a chart clicked) what the session holds wins.
+
+Widgets are then created through `bound`, which seeds each with the page's value (clamped to
+what the run allows) before Streamlit's `bind="query-params"` sees it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from lib import config
 from lib.charts import clicked
-from lib.config import PARAMS_BY_NAME, Validated, ViewConfig
+from lib.config import PARAMS_BY_NAME, ViewConfig
+from lib.site import PageInfo
 
 STREAMLIT_PARAMS = ("embed", "embed_options")
-_URL_NOTICES = "_kv_lens_url_notices"
+_RUN = "_kv_lens_run"  # this run's Resolved view
+_LAST_URL = "_kv_lens_last_url"  # (page path, URL parameters) as the last run left them
 DEFAULTS = ViewConfig()
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The view of this run: its page, its validated configuration, and what was corrected."""
+
+    page: PageInfo
+    config: ViewConfig
+    notices: tuple[str, ...]
+
+
+@contextmanager
+def _url_store() -> Iterator[Any]:
+    """Streamlit's own query-parameter object. Its public face refuses to rewrite a parameter
+    bound to a widget, and widgets seed themselves from a copy taken when the page loaded; to
+    keep a rejected value from ever reaching a widget, both are rewritten here."""
+    with get_script_run_ctx().session_state.query_params() as store:
+        yield store
 
 
 def _url() -> dict[str, list[str]]:
     return {name: st.query_params.get_all(name) for name in st.query_params}
 
 
-def begin_run() -> None:
-    """Validate this run's URL; seed corrected values into the widgets bound to bad ones."""
-    raw = _url()
-    validated = config.from_query(raw, known=STREAMLIT_PARAMS)
-    for name, values in raw.items():
-        param = PARAMS_BY_NAME.get(name)
-        if param is not None and values and param.parse(values[-1])[1] is not None:
-            st.session_state[name] = getattr(validated.config, param.attr)
-    st.session_state[_URL_NOTICES] = validated.notices
+def _write_url(wanted: dict[str, str]) -> None:
+    """Make the URL hold exactly `wanted` (Streamlit's own parameters stay): a rejected value,
+    a repeated one, an unknown parameter or another page's leave the address bar."""
+    changed = False
+    with _url_store() as store:
+        for name in list(store._query_params):
+            if name not in wanted and name not in STREAMLIT_PARAMS:
+                del store._query_params[name]
+                store._initial_query_params.pop(name, None)
+                changed = True
+        for name, value in wanted.items():
+            if store._query_params.get(name) != value:
+                store._query_params[name] = value
+                changed = True
+            store._initial_query_params[name] = [value]
+        if changed:
+            store._send_query_param_msg()
 
 
-def current() -> Validated:
-    """The view as it stands, validated: widget values (untrusted too) over the URL's."""
-    raw = _url()
-    for name, param in PARAMS_BY_NAME.items():
-        if st.session_state.get(name) is not None:
-            raw[name] = [param.render(st.session_state[name])]
-    return config.from_query(raw, known=STREAMLIT_PARAMS)
+def _rewrite_one(name: str, value: str | None) -> None:
+    """Set (or, with None, remove) one parameter in the URL and in the widgets' seed copy."""
+    with _url_store() as store:
+        if value is None:
+            if store._query_params.pop(name, None) is not None:
+                store._send_query_param_msg()
+            store._initial_query_params.pop(name, None)
+        else:
+            if store._query_params.get(name) != value:
+                store._query_params[name] = value
+                store._send_query_param_msg()
+            store._initial_query_params[name] = [value]
 
 
-def show_notices() -> None:
-    """Corrections of the link as opened, then of the view as it stands, each said once."""
-    notices = st.session_state.get(_URL_NOTICES, ()) + current().notices
-    for notice in dict.fromkeys(notices):
-        st.warning(notice, icon="⚠️")
+def begin_run(page: PageInfo) -> Resolved:
+    """Decide this run's view of `page` and put the URL in order; before any widget exists."""
+    url = _url()
+    last_page, last_url = st.session_state.get(_LAST_URL, (None, None))
+    link_wins = last_url is None or last_page != page.path
+    chosen = {name: url[name] for name in url if name not in page.params}  # unknown: notices
+    for name in page.params:
+        followed = link_wins or url.get(name) != last_url.get(name)
+        if followed or name not in st.session_state:
+            if name in url:
+                chosen[name] = url[name]
+        else:
+            shown = _from_widget(name, st.session_state[name])
+            chosen[name] = [PARAMS_BY_NAME[name].render(shown)]
+    validated = config.from_query(chosen, page, known=STREAMLIT_PARAMS)
+    notices = validated.notices
+    if last_url is not None:  # a parameter repeated by our own links and bound widgets
+        notices = tuple(n for n in notices if "times; using the last one" not in n)
+    resolved = Resolved(page, validated.config, notices)
+    _write_url(validated.query(page))
+    st.session_state[_RUN] = resolved
+    return resolved
 
 
-def clamped(name: str, value: int, size: int) -> int:
-    """`value` within 0…size−1 for this run (known only after it), with a notice when cut."""
-    index, notice = config.clamp_index(name, value, size)
-    if notice:
-        st.warning(notice, icon="⚠️")
-    return index
+def end_run() -> None:
+    """Remember the URL as this run leaves it, to tell a followed link from a moved widget."""
+    resolved = st.session_state.get(_RUN)
+    if resolved is not None:
+        st.session_state[_LAST_URL] = (resolved.page.path, _url())
 
 
-def bound(widget: Callable[..., Any], name: str, label: str, **kwargs: Any) -> Any:
-    """Create `widget` keyed and URL-bound as parameter `name`.
+def current() -> Resolved:
+    return st.session_state[_RUN]
 
-    The widget's default is the configuration's default, so the URL carries only what differs
-    from it (a widget whose default equals the URL's value drops it from the address bar). The
-    URL seeds the value; when this run's range or options cannot hold that value, the clamped
-    value is seeded through the session state instead. Options are matched by their text, which
-    is also what the URL holds, so option widgets take no `format_func`.
+
+def view() -> ViewConfig:
+    """The validated configuration of this run, for the page being drawn."""
+    return current().config
+
+
+def _from_widget(name: str, value: Any) -> Any:
+    """A widget's value as the configuration holds it (the head menu holds text)."""
+    if name == "head" and isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
+def bound(widget: Callable[..., Any], name: str, label: str, value: Any = None, **kwargs: Any):
+    """Create `widget` keyed and URL-bound as parameter `name`, showing `value` (default: the
+    run's configured value; pass the page's clamped value when the run narrows the range).
+
+    The widget's own default is the configuration's default, so the URL carries only what
+    differs from it. Options are matched by their text, which is also what the URL holds.
     """
     param = PARAMS_BY_NAME[name]
+    wanted = getattr(view(), param.attr) if value is None else value
     default = getattr(DEFAULTS, param.attr)
-    wanted = getattr(current().config, param.attr)
     options = kwargs.get("options")
     if options is not None:
         by_text = {str(option): option for option in options}
-        start_option = by_text.get(param.render(default), next(iter(by_text.values())))
-        seeded = by_text.get(param.render(wanted), start_option)
-        fits = param.render(wanted) in by_text
-        if widget in (st.segmented_control, st.pills):
-            start = {"default": start_option}
-        else:
-            start = {"index": list(by_text.values()).index(start_option)}
+        first = next(iter(by_text.values()))
+        shown = by_text.get(param.render(wanted), first)
+        initial = by_text.get(param.render(default), first)
+        start = (
+            {"default": initial}
+            if widget in (st.segmented_control, st.pills)
+            else {"index": list(by_text.values()).index(initial)}
+        )
     else:
-        seeded = _within(wanted, kwargs.get("min_value"), kwargs.get("max_value"))
-        fits = seeded == wanted
-        start = {"value": _within(default, kwargs.get("min_value"), kwargs.get("max_value"))}
-    if not fits:
-        st.session_state[name] = seeded
-    elif name not in st.session_state:
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        shown, initial = _within(wanted, low, high), _within(default, low, high)
+        start = {"value": initial}
+    if name in st.session_state or shown != initial:
+        if name not in st.session_state or st.session_state[name] != shown:
+            st.session_state[name] = shown
+    else:
         kwargs.update(start)
+    _rewrite_one(name, None if _from_widget(name, shown) == default else param.render(shown))
     return widget(label, key=name, bind="query-params", **kwargs)
 
 
@@ -125,3 +201,20 @@ def copy_click(
                 st.session_state[widget] = value
 
     return copy
+
+
+def setter(**values: Any) -> Callable[[], None]:
+    """An `on_click` callback that sets widgets: an example button, "another program"."""
+
+    def set_values() -> None:
+        for name, value in values.items():
+            st.session_state[name] = value
+
+    return set_values
+
+
+def use_preset(key: str) -> None:
+    """`on_change` of the preset menu: its prompt goes into the prompt box."""
+    chosen = st.session_state.get(key)
+    if chosen is not None:
+        st.session_state["prompt"] = chosen.prompt

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from tests.browser.server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
+from lib.serve import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 
 SHOTS = ROOT / "artifacts" / "screenshots"
 

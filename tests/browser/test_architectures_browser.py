@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from lib.architectures import ARCHITECTURES, Cell, Memory, make_rule
 from lib.charts.architectures import node_roles
 from tests.browser.conftest import download_png, screenshot
-from tests.browser.server import wait_idle
+from lib.serve import wait_idle
 
 DIAGRAMS = "[class*='st-key-diagram-'] [data-testid='stVegaLiteChart']"
 CHARTS = "[data-testid='stVegaLiteChart']"

@@ -3,7 +3,7 @@
 from urllib.parse import quote
 
 from tests.browser.conftest import download_png, screenshot
-from tests.browser.server import wait_idle
+from lib.serve import wait_idle
 
 FULL_PAGE = {"width": 1400, "height": 4200}  # the page scrolls inside Streamlit's main block
 

@@ -6,7 +6,7 @@ import re
 from urllib.parse import quote
 
 from tests.browser.conftest import download_png, screenshot
-from tests.browser.server import wait_idle
+from lib.serve import wait_idle
 
 PROMPT = "The capital of France is Paris. The capital of Italy is"
 SLOW = 600_000  # ms: the first view generates, traces, and runs a gradient pass and a surgery

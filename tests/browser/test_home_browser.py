@@ -3,7 +3,7 @@
 from urllib.parse import quote
 
 from tests.browser.conftest import screenshot
-from tests.browser.server import streamlit_server, wait_idle
+from lib.serve import streamlit_server, wait_idle
 
 
 def test_home_shows_the_continuation(server, page):

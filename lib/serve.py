@@ -1,4 +1,7 @@
-"""A real Streamlit server and Debian's Chromium, for browser tests and screenshots."""
+"""A real Streamlit server and Debian's Chromium: what the browser tests and the load test share.
+
+Not part of the app: it starts the app as a reader's browser would reach it.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

@@ -1,4 +1,7 @@
-"""Markdown built from text that users and the model wrote: escaped, never rendered as HTML."""
+"""Markdown built from text that users and the model wrote: escaped, never rendered as HTML.
+
+Pure string functions: page models (lib/pages) build their sentences with them, views draw them.
+"""
 
 from __future__ import annotations
 
