@@ -187,8 +187,22 @@ PARAMS: tuple[Param, ...] = (
     TextParam("prompt", DEFAULT_PROMPT, "the text the model continues"),
     ModelParam("model", DEFAULT_MODEL, "model id from the registry"),
     IntParam("new", DEFAULT_NEW, "tokens to generate", 1, MAX_NEW_TOKENS),
-    IntParam("token", 0, "selected token position (clamped to the sequence)", 0, 10_000),
-    IntParam("layer", 0, "selected layer (clamped to the model's depth)", 0, MAX_LAYER),
+    IntParam(
+        "token",
+        None,
+        "selected token position (clamped to the sequence); empty: the page picks one",
+        0,
+        10_000,
+        optional=True,
+    ),
+    IntParam(
+        "layer",
+        None,
+        "selected layer (clamped to the model's depth); empty: the page picks one",
+        0,
+        MAX_LAYER,
+        optional=True,
+    ),
     HeadParam("head", "all", "query head, or all"),
     ChoiceParam("dtype", DTYPES[0], "precision of the weights", choices=DTYPES),
     IntParam("seed", None, "sampling seed; empty for greedy decoding", 0, MAX_SEED, optional=True),
@@ -236,8 +250,8 @@ class ViewConfig:
     prompt: str = DEFAULT_PROMPT
     model: str = DEFAULT_MODEL
     new: int = DEFAULT_NEW
-    token: int = 0
-    layer: int = 0
+    token: int | None = None  # None: the page picks a cell that shows something
+    layer: int | None = None
     head: int | str = "all"
     dtype: str = DTYPES[0]
     seed: int | None = None

@@ -127,7 +127,15 @@ for name, grid in (("gridon", page.grid_on), ("gridoff", page.grid_off)):
 st.subheader(page.headings["reads_heading"])
 layer_column, head_column = st.columns([3, 1])
 with layer_column:
-    bound(st.slider, "layer", "Layer", value=page.layer, min_value=0, max_value=layers - 1)
+    bound(
+        st.slider,
+        "layer",
+        "Layer",
+        value=page.layer,
+        auto=page.auto_layer,
+        min_value=0,
+        max_value=layers - 1,
+    )
 with head_column:
     bound(
         st.segmented_control,

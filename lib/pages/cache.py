@@ -66,6 +66,7 @@ class CachePage:
     n_steps: int
     step: int
     layer: int
+    auto_layer: int  # the layer shown when the link names none
     kv_head: int
     grid_on: Grid
     grid_off: Grid | None
@@ -163,7 +164,10 @@ def cache_page(cfg: ViewConfig, lab: Lab) -> CachePage:
     size = cache_size(on, shape)
     n_steps = len(on.steps)
     step, step_notice = clamp_index("step", cfg.step, n_steps)
-    layer, layer_notice = clamp_index("layer", cfg.layer, shape.layers)
+    auto_layer = shape.layers // 2
+    layer, layer_notice = clamp_index(
+        "layer", auto_layer if cfg.layer is None else cfg.layer, shape.layers
+    )
     kv_head, kv_notice = clamp_index("kvhead", cfg.kvhead, shape.kv_heads)
     prompt_labels = lab.labels(prompt.ids)
     labels_on = sequence_labels(prompt_labels, on)
@@ -234,6 +238,7 @@ def cache_page(cfg: ViewConfig, lab: Lab) -> CachePage:
         n_steps=n_steps,
         step=step,
         layer=layer,
+        auto_layer=auto_layer,
         kv_head=kv_head,
         grid_on=Grid(
             states_on,

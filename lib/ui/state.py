@@ -136,9 +136,18 @@ def _from_widget(name: str, value: Any) -> Any:
     return value
 
 
-def bound(widget: Callable[..., Any], name: str, label: str, value: Any = None, **kwargs: Any):
+def bound(
+    widget: Callable[..., Any],
+    name: str,
+    label: str,
+    value: Any = None,
+    auto: Any = None,
+    **kwargs: Any,
+):
     """Create `widget` keyed and URL-bound as parameter `name`, showing `value` (default: the
-    run's configured value; pass the page's clamped value when the run narrows the range).
+    run's configured value; pass the page's value when the run narrows the range). For a
+    parameter whose empty value means "the page picks", `auto` is the page's pick: the widget's
+    default, which a link leaves out.
 
     The widget's own default is the configuration's default, so the URL carries only what
     differs from it. Options are matched by their text, which is also what the URL holds.
@@ -146,6 +155,8 @@ def bound(widget: Callable[..., Any], name: str, label: str, value: Any = None, 
     param = PARAMS_BY_NAME[name]
     wanted = getattr(view(), param.attr) if value is None else value
     default = getattr(DEFAULTS, param.attr)
+    if default is None and auto is not None:
+        default = auto
     options = kwargs.get("options")
     if options is not None:
         by_text = {str(option): option for option in options}
