@@ -22,7 +22,6 @@ from lib.settings import SETTINGS
 from lib.store import ResultStore
 from lib.toy import VerificationResult
 
-
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}  # where an error may show server paths
 
 
