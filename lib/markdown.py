@@ -21,12 +21,20 @@ def token_chips(labels: Sequence[str]) -> str:
     return " ".join(f"`{label.replace('`', 'ˋ')}`" for label in labels)
 
 
+NEWLINE = "⏎"  # a line break the model wrote, shown as a mark so it reads as generated
+
+
 def _bold(text: str) -> str:
-    """Bold that Markdown accepts: it may neither open on a space nor span a line break."""
+    """Bold that Markdown accepts: it may neither open on a space nor span a line break. Each
+    line break the model wrote is shown as a bold ⏎ before the break, so a generated line that
+    repeats the prompt cannot be mistaken for the prompt."""
     pieces = []
-    for line in text.split("\n"):
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        mark = NEWLINE if index < len(lines) - 1 else ""
         lead = line[: len(line) - len(line.lstrip())]
-        pieces.append(f"{lead}**{escape_markdown(line.strip())}**" if line.strip() else "")
+        body = escape_markdown(line.strip()) + mark
+        pieces.append(f"{lead}**{body}**" if body else "")
     return "  \n".join(pieces)
 
 

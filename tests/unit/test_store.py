@@ -1,0 +1,53 @@
+"""The shared result store: bounded in bytes, least recently used first out, one computation
+per key however many sessions ask at once."""
+
+import threading
+import time
+
+import numpy as np
+
+from lib.store import ResultStore, nbytes_of
+
+
+def test_results_are_weighed_by_their_arrays():
+    array = np.zeros((100, 100), dtype=np.float32)  # 40,000 bytes
+    assert 40_000 <= nbytes_of(array) < 41_000
+    assert nbytes_of({"a": array, "b": (array,)}) < 2 * 40_000  # the same array counted once
+
+
+def test_the_least_recently_used_results_leave_when_the_budget_is_passed():
+    store = ResultStore(budget_bytes=100_000)
+    for key in "abc":
+        store.put(key, np.zeros(10_000, dtype=np.float32))  # 40 KB each
+    assert store.get("a") is None and store.get("b") is not None and store.get("c") is not None
+    use = store.use()
+    assert use.used_bytes <= use.budget_bytes and use.entries == 2 and use.evictions == 1
+    store.get("b")  # now "c" is the least recently used
+    store.put("d", np.zeros(10_000, dtype=np.float32))
+    assert store.get("c") is None and store.get("b") is not None
+
+
+def test_a_result_larger_than_the_budget_is_returned_but_not_kept():
+    store = ResultStore(budget_bytes=1_000)
+    big = store.compute("big", lambda: np.zeros(10_000))
+    assert big.shape == (10_000,) and store.get("big") is None and store.use().used_bytes == 0
+
+
+def test_sessions_asking_for_one_key_at_once_share_one_computation():
+    store = ResultStore(budget_bytes=1 << 20)
+    calls = []
+
+    def slow() -> str:
+        calls.append(1)
+        time.sleep(0.3)
+        return "result"
+
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(store.compute("k", slow))) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["result"] * 4 and len(calls) == 1
