@@ -4,7 +4,6 @@ import streamlit as st
 
 from lib.charts import cache as charts
 from lib.config import DTYPES, MAX_SEED
-from lib.export import view_name
 from lib.pages.cache import cache_page
 from lib.ui import draw, resources, state
 from lib.ui.state import bound
@@ -13,9 +12,7 @@ cfg = state.view()
 resolved = state.current()
 with resources.lab(cfg, cfg.dtype) as lab:
     page = cache_page(cfg, lab)
-seed = ("", "greedy") if cfg.seed is None else ("seed", cfg.seed)
-run_name = (("new", cfg.new), ("", page.dtype), seed)
-shown = (("step", page.step), ("layer", page.layer))
+files = page.files
 
 st.title(page.title)
 draw.notices(page.notices)
@@ -71,12 +68,12 @@ time_column, cells_column = st.columns(2)
 with time_column:
     draw.chart(
         charts.step_times(saved.context, saved.ms_on, saved.ms_off),
-        view_name("cache", *run_name, ("fig", "times")),
+        files["times"],
     )
 with cells_column:
     draw.chart(
         charts.step_cells(page.on.cells, page.off.cells),
-        view_name("cache", *run_name, ("fig", "cells")),
+        files["cells"],
     )
 st.markdown(page.pays)
 size_column, size_text = st.columns([3, 2])
@@ -84,7 +81,7 @@ with size_column:
     size = page.size
     draw.chart(
         charts.cache_size(size.tokens, size.measured, size.formula),
-        view_name("cache", *run_name, ("fig", "size")),
+        files["size"],
     )
 size_text.markdown(page.size_text)
 
@@ -116,7 +113,7 @@ for name, grid in (("gridon", page.grid_on), ("gridoff", page.grid_off)):
     if grid is not None:
         draw.chart(
             charts.cell_grid(grid.states, grid.labels, page.layer, grid.title),
-            view_name("cache", *run_name, *shown, ("fig", name)),
+            files[name],
             key=f"grid_{name}",
             on_select=state.copy_click(
                 f"grid_{name}", charts.GRID_SELECTION, ("layer",), ("layer",), (layers,)
@@ -145,11 +142,9 @@ with head_column:
         options=list(range(page.shape.kv_heads)),
         required=True,
     )
-rows_view = (*shown, ("kvhead", page.kv_head))
-draw.chart(
-    charts.cached_rows(page.reads, page.grid_on.labels, page.layer, page.kv_head),
-    view_name("cache", *run_name, *rows_view, ("fig", "rows")),
-    width="content",
-)
+rows_args = (page.reads, page.grid_on.labels, page.layer, page.kv_head)
+for column, part in zip(st.columns([2, 2, 1]), charts.cached_row_parts(*rows_args), strict=True):
+    column.altair_chart(part, width="stretch")
+draw.chart_downloads(charts.cached_rows(*rows_args), files["rows"])
 st.caption(page.reads_caption)
-draw.data_downloads(resolved, view_name("cache", *run_name, *rows_view), page, page.table)
+draw.data_downloads(resolved, files["data"], page, page.table)

@@ -9,24 +9,38 @@ import numpy as np
 import pandas as pd
 
 from lib.cache_compare import STATE_LABELS, CacheView, CellState
+from lib.charts import palette
 
-RUN_COLORS = {"cache on": "#4c78a8", "cache off": "#e45756"}
+RUN_COLORS = {"cache on": palette.BLUE, "cache off": palette.VERMILION}
+RUN_DASHES = {"cache on": [1, 0], "cache off": [6, 3]}  # the second cue: solid against dashed
 STATE_COLORS = {
-    CellState.NOT_YET: "#ececec",
-    CellState.COMPUTED: "#f58518",
-    CellState.CACHED: "#4c78a8",
-    CellState.RECOMPUTED: "#e45756",
+    CellState.NOT_YET: palette.LIGHT,
+    CellState.COMPUTED: palette.ORANGE,
+    CellState.CACHED: palette.SKY,
+    CellState.RECOMPUTED: palette.PURPLE,
 }
+RECOMPUTED_DASH = [2, 2]  # the grid's second cue: recomputed cells carry a dashed outline
 GRID_SELECTION = "cell"
+PARTS_HEIGHT = (140, 560)  # the cached-rows heatmaps: 16 px a row within these bounds
 
 
-def _run_color() -> alt.Color:
-    return alt.Color(
-        "run:N",
-        title=None,
-        scale=alt.Scale(domain=list(RUN_COLORS), range=list(RUN_COLORS.values())),
-        legend=alt.Legend(orient="top"),
-    )
+def _run_encoding() -> dict[str, alt.SchemaBase]:
+    """Colour and dash by run, one legend for both."""
+    legend = alt.Legend(orient="top", symbolStrokeWidth=2, symbolSize=200)
+    return {
+        "color": alt.Color(
+            "run:N",
+            title=None,
+            scale=alt.Scale(domain=list(RUN_COLORS), range=list(RUN_COLORS.values())),
+            legend=legend,
+        ),
+        "strokeDash": alt.StrokeDash(
+            "run:N",
+            title=None,
+            scale=alt.Scale(domain=list(RUN_DASHES), range=list(RUN_DASHES.values())),
+            legend=legend,
+        ),
+    }
 
 
 def _per_step(on: np.ndarray, off: np.ndarray, column: str) -> pd.DataFrame:
@@ -56,8 +70,8 @@ def step_times(context: np.ndarray, ms_on: np.ndarray, ms_off: np.ndarray) -> al
                 scale=alt.Scale(zero=False),
                 axis=alt.Axis(tickMinStep=1),
             ),
-            y=alt.Y("ms:Q", title="milliseconds", scale=alt.Scale(zero=True)),
-            color=_run_color(),
+            y=alt.Y("ms:Q", title="milliseconds", scale=alt.Scale(zero=True, nice=True)),
+            **_run_encoding(),
             tooltip=["run", "context", alt.Tooltip("ms:Q", format=".1f")],
         )
         .properties(height=260)
@@ -72,8 +86,8 @@ def step_cells(cells_on: np.ndarray, cells_off: np.ndarray) -> alt.Chart:
         .mark_line(point=True)
         .encode(
             x=alt.X("step:Q", title="decoding step", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("cells:Q", title="cells computed"),
-            color=_run_color(),
+            y=alt.Y("cells:Q", title="cells computed", scale=alt.Scale(zero=True, nice=True)),
+            **_run_encoding(),
             tooltip=["run", "step", "cells"],
         )
         .properties(height=260)
@@ -88,7 +102,7 @@ def cache_size(tokens: np.ndarray, measured: np.ndarray, formula: np.ndarray) ->
     color = alt.Color(
         "source:N",
         title=None,
-        scale=alt.Scale(domain=["formula", "measured"], range=["#9a9a9a", "#4c78a8"]),
+        scale=alt.Scale(domain=["formula", "measured"], range=[palette.GREY, palette.BLUE]),
         legend=alt.Legend(orient="top"),
     )
     x = alt.X("tokens:Q", title="tokens in the cache", scale=alt.Scale(zero=False))
@@ -104,8 +118,9 @@ def cache_size(tokens: np.ndarray, measured: np.ndarray, formula: np.ndarray) ->
 
 def cell_grid(
     states: np.ndarray, labels: Sequence[str], chosen_layer: int, title: str
-) -> alt.Chart:
-    """The token × layer grid of one step, coloured by CellState; a click selects a layer.
+) -> alt.LayerChart:
+    """The token × layer grid of one step, coloured by CellState (recomputed cells also carry a
+    dashed outline); the chosen layer is framed. A click selects a layer.
 
     `states` is (L, T); layer 0 is drawn at the bottom, as the stack grows upward.
     """
@@ -119,23 +134,25 @@ def cell_grid(
             "position": position_index.ravel(),
             "token": [labels[p] for p in position_index.ravel()],
             "state": [STATE_LABELS[CellState(s)] for s in states.ravel()],
-            "chosen": layer_index.ravel() == chosen_layer,
         }
     )
     columns = [f"{p} {labels[p]}" for p in range(positions)]
     data["column"] = [columns[p] for p in data["position"]]
     selection = alt.selection_point(name=GRID_SELECTION, fields=["layer", "position"])
-    return (
-        alt.Chart(data, title=title)
-        .mark_rect(stroke="#222")
+    x = alt.X(
+        "column:O",
+        sort=columns,
+        title="token (position)",
+        axis=alt.Axis(labelAngle=-60, labelOverlap=True, labelLimit=90),
+    )
+    y = alt.Y("layer:O", sort="descending", title="layer")
+    recomputed = STATE_LABELS[CellState.RECOMPUTED]
+    cells = (
+        alt.Chart(data)
+        .mark_rect(stroke=palette.BLACK)
         .encode(
-            x=alt.X(
-                "column:O",
-                sort=columns,
-                title="token (position)",
-                axis=alt.Axis(labelAngle=-60, labelOverlap=True, labelLimit=90),
-            ),
-            y=alt.Y("layer:O", sort="descending", title="layer"),
+            x=x,
+            y=y,
             color=alt.Color(
                 "state:N",
                 title=None,
@@ -145,12 +162,18 @@ def cell_grid(
                 ),
                 legend=alt.Legend(orient="top"),
             ),
-            strokeWidth=alt.condition(alt.datum.chosen, alt.value(1.2), alt.value(0)),
+            strokeWidth=alt.condition(alt.datum.state == recomputed, alt.value(0.8), alt.value(0)),
+            strokeDash=alt.value(RECOMPUTED_DASH),
             tooltip=["position", "token", "layer", "state"],
         )
         .add_params(selection)
-        .properties(height=alt.Step(12))
     )
+    frame = (
+        alt.Chart(data[data["layer"] == chosen_layer])
+        .mark_rect(filled=False, stroke=palette.BLACK, strokeWidth=2)
+        .encode(x=x, y=y)
+    )
+    return alt.layer(cells, frame, title=title).properties(height=alt.Step(12))
 
 
 def _row_heatmap(matrix: np.ndarray, rows: Sequence[str], title: str) -> alt.Chart:
@@ -170,19 +193,19 @@ def _row_heatmap(matrix: np.ndarray, rows: Sequence[str], title: str) -> alt.Cha
             color=alt.Color(
                 "value:Q",
                 title=title.split()[0],
-                scale=alt.Scale(scheme="redblue", domain=[-bound, bound], reverse=True),
+                scale=alt.Scale(scheme=palette.DIVERGING, domain=[-bound, bound]),
                 legend=alt.Legend(orient="bottom", gradientLength=160),
             ),
             tooltip=["row", "dim", alt.Tooltip("value:Q", format=".3f")],
         )
-        .properties(width=min(256, 4 * dims))
     )
 
 
-def cached_rows(
+def cached_row_parts(
     view: CacheView, labels: Sequence[str], layer: int, kv_head: int
-) -> alt.HConcatChart:
-    """K and V rows of every token up to this step's, and the weights its query heads give them."""
+) -> tuple[alt.Chart, alt.Chart, alt.Chart]:
+    """K rows, V rows, and the weights the new token's query heads give them: three charts of
+    the same rows, drawn side by side on a wide screen and one under another on a phone."""
     rows = [f"{p} {labels[p]}" for p in range(view.query + 1)]
     head_names = [f"head {h}" for h in view.heads]
     head_index, row_index = np.meshgrid(
@@ -195,25 +218,38 @@ def cached_rows(
             "weight": view.attention.ravel(),
         }
     )
+    low, high = PARTS_HEIGHT
+    height = min(high, max(low, 16 * (view.query + 1)))
     attention = (
         alt.Chart(weights, title="attention of the new token")
         .mark_rect()
         .encode(
             x=alt.X("head:N", sort=head_names, title=None, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("row:O", sort=rows, title=None, axis=alt.Axis(labels=False, ticks=False)),
+            y=alt.Y("row:O", sort=rows, title=None, axis=alt.Axis(labelLimit=90)),
             color=alt.Color(
                 "weight:Q",
-                scale=alt.Scale(scheme="purples", domain=[0, 1], type="sqrt"),
-                legend=alt.Legend(orient="bottom", gradientLength=160),
+                scale=alt.Scale(scheme=palette.SEQUENTIAL, domain=[0, 1], type="sqrt"),
+                legend=alt.Legend(orient="bottom", gradientLength=120),
             ),
             tooltip=["head", "row", alt.Tooltip("weight:Q", format=".3f")],
         )
-        .properties(width=60 * len(view.heads))
+        .properties(height=height)
     )
-    height = min(560, max(140, 16 * (view.query + 1)))
     suffix = f"(layer {layer}, KV head {kv_head})"
-    return alt.hconcat(
+    return (
         _row_heatmap(view.keys, rows, f"K rows {suffix}").properties(height=height),
         _row_heatmap(view.values, rows, f"V rows {suffix}").properties(height=height),
-        attention.properties(height=height),
+        attention,
+    )
+
+
+def cached_rows(
+    view: CacheView, labels: Sequence[str], layer: int, kv_head: int
+) -> alt.HConcatChart:
+    """The three parts in one figure, for a file: fixed widths, rows shared."""
+    keys, values, attention = cached_row_parts(view, labels, layer, kv_head)
+    return alt.hconcat(
+        keys.properties(width=256),
+        values.properties(width=256),
+        attention.properties(width=60 * len(view.heads)),
     ).resolve_scale(color="independent", y="shared")

@@ -32,6 +32,7 @@ from lib.cache_compare import (
 )
 from lib.config import ViewConfig, clamp_index
 from lib.content import decoding, fill
+from lib.export import view_name
 from lib.generate import GenerationTrace
 from lib.lab import Lab
 from lib.models import ModelShape
@@ -83,6 +84,20 @@ class CachePage:
     step_text: str
     reads_caption: str
     headings: dict[str, str]
+    files: dict[str, str]  # file name of each figure and of the page's data, after the view
+
+
+def file_names(cfg: ViewConfig, dtype: str, step: int, layer: int, kv_head: int):
+    """`cache-new24-float32-greedy-step3-layer7-figgridon`: the run, then what picks the view."""
+    seed = ("", "greedy") if cfg.seed is None else ("seed", cfg.seed)
+    run = (("new", cfg.new), ("", dtype), seed)
+    shown = (*run, ("step", step), ("layer", layer))
+    rows = (*shown, ("kvhead", kv_head))
+    names = {
+        figure: view_name(PAGE, *run, ("fig", figure)) for figure in ("times", "cells", "size")
+    }
+    names |= {figure: view_name(PAGE, *shown, ("fig", figure)) for figure in ("gridon", "gridoff")}
+    return names | {"rows": view_name(PAGE, *rows, ("fig", "rows")), "data": view_name(PAGE, *rows)}
 
 
 def step_table(runs: tuple[GenerationTrace, GenerationTrace], c: Comparison, size: CacheSize):
@@ -316,4 +331,5 @@ def cache_page(cfg: ViewConfig, lab: Lab) -> CachePage:
             for key in ("same_heading", "saves_heading", "step_heading", "reads_heading")
         }
         | {"one_step": fill(PAGE, "step.one")},
+        files=file_names(cfg, lab.dtype, step, layer, kv_head),
     )
