@@ -4,8 +4,11 @@ The text keeps one token per step and throws the rest away: the full next-token 
 and each layer's provisional guess. The lens decodes every (layer, position) cell of a trace
 through the model's own final norm and unembedding, in one batched pass, and keeps only what the
 page shows: the top-k tokens and their probabilities, the entropy, and the rank of the token
-that actually came next. From those, `first_seen` asks at which layer an emitted token settles,
-and whether an earlier position's lens already ranked it: a hint (no proof) of lookahead.
+that actually came next. From those, `first_seen` asks at which layer an emitted token enters
+the top-k and from which it stays there ("settles"), and whether an earlier position's lens
+already ranked it — against how often it ranks matched tokens that were *not* emitted there.
+A sighting that beats that baseline is a hint of lookahead, no proof: the lens of position s
+guesses token s + 1, and a state that holds a token is not shown to be used for it.
 """
 
 from __future__ import annotations
@@ -175,22 +178,66 @@ def output_top_k(trace: Trace, position: int, k: int) -> TopK:
     )
 
 
+MATCH_FACTOR = 2.0  # a matched token's base count lies within this factor of the emitted one's
+ALPHA = 0.05  # a sighting is called a hint when its matched p-value is at most this
+
+
 @dataclass(frozen=True)
 class Sighting:
-    """One emitted token, followed down its own column and back through earlier positions."""
+    """One emitted token, followed down its own column and back through earlier positions.
+
+    The look back reads the earlier cells: every position before `position`, layers 1 to L
+    (layer 0 holds the input token itself). Its null baseline is a set of *matched* tokens:
+    tokens other than this one, not in the text up to `position`, whose base count — the
+    cells of the whole run (layers ≥ 1) outside column `position` whose top-k holds them —
+    lies within a factor `MATCH_FACTOR` of this token's. They were not emitted here; how often
+    the same earlier cells hold them is how often the look back "sees" a token by chance.
+    """
 
     position: int  # the position whose output chose it; the token itself sits at position + 1
     token_id: int
     ranks: np.ndarray  # (L+1,): its rank in the lens at each layer of `position` (0 = top)
-    entered: int | None  # first layer whose lens top-k holds it (None: no layer does)
-    settled: int | None  # first layer from which it stays in the top-k up to the output
-    earlier: tuple[int, int] | None  # (position, layer): earliest earlier cell with it in top-k
-    earlier_share: float  # share of all earlier cells (layers ≥ 1) whose top-k holds it
+    entered: int | None  # first layer ≥ 1 whose lens top-k holds it (None: no layer does)
+    settled: int | None  # first layer ≥ 1 from which it stays in the top-k up to the output
+    earlier: tuple[int, int] | None  # (position, layer): earliest earlier cell holding it
+    earlier_below_top: tuple[int, int] | None  # the same among rows below the top
+    earlier_cells: int  # earlier cells whose top-k holds it
+    window_cells: int  # earlier cells in all: position × L
     in_text_before: bool  # the token already occurs in the text up to `position`
+    base_count: int  # the matching key: run cells outside column `position` holding it
+    matched: int  # matched tokens (0 when the token has no base count: it cannot be seen)
+    matched_seen: int  # of them, held by at least one earlier cell
+    matched_as_often: int  # of them, held by at least as many earlier cells as this token
 
     @property
     def steps_ahead(self) -> int | None:
         return None if self.earlier is None else self.position - self.earlier[0]
+
+    @property
+    def earlier_share(self) -> float:
+        """Share of the earlier cells whose top-k holds it."""
+        return self.earlier_cells / self.window_cells if self.window_cells else 0.0
+
+    @property
+    def matched_rate(self) -> float | None:
+        """Share of the matched tokens that some earlier cell holds: the chance of a sighting.
+        None without matched tokens (among them, a token no cell outside its own column holds:
+        no earlier cell can hold it either, so there is nothing to compare)."""
+        return self.matched_seen / self.matched if self.matched else None
+
+    @property
+    def p_value(self) -> float | None:
+        """(1 + matched tokens held at least as often) / (1 + matched tokens): the chance that a
+        matched token not emitted here looks at least as foreseen. None when it was not seen."""
+        if self.earlier is None or not self.matched:
+            return None
+        return (1 + self.matched_as_often) / (1 + self.matched)
+
+    @property
+    def is_hint(self) -> bool:
+        """New to the text, seen earlier, and seen more than matched tokens (p ≤ ALPHA)."""
+        p = self.p_value
+        return not self.in_text_before and p is not None and p <= ALPHA
 
 
 def settled_layer(inside: np.ndarray) -> int | None:
@@ -201,36 +248,80 @@ def settled_layer(inside: np.ndarray) -> int | None:
     return int(outside[-1]) + 1 if outside.size else 0
 
 
-def first_seen(lens: Lens, trace: Trace, first_position: int, k: int) -> tuple[Sighting, ...]:
-    """For each token emitted from `first_position` on: where the lens first shows it.
+def _earliest(held: np.ndarray) -> tuple[int, int] | None:
+    """(position, row) of the earliest position with a True, at its lowest row; `held` is
+    (rows, positions) and its row 0 is layer 1."""
+    positions = np.flatnonzero(held.any(0))
+    if not positions.size:
+        return None
+    first = int(positions[0])
+    return first, 1 + int(np.flatnonzero(held[:, first])[0])
 
-    The look back skips layer 0: the embeddings hold the input token itself (with tied
-    embeddings the lens reads back that very token), which is no prediction of anything.
+
+def first_seen(
+    lens: Lens, token_ids: np.ndarray, first_position: int, k: int
+) -> tuple[Sighting, ...]:
+    """For each token emitted from `first_position` on: where the lens first shows it, and how
+    often matched tokens that were not emitted there show up in the same earlier cells.
+
+    Layer 0 is left out everywhere: the embeddings hold the input token (with tied embeddings
+    the lens reads back that very token), which is no prediction of anything. A cell's top-k
+    holds distinct tokens, so "cells holding a token" counts each cell at most once.
     """
-    in_top_k = lens.top_ids[:, :, :k]  # (L+1, T, k)
+    held = lens.top_ids[1:, :, :k]  # (L, T, k)
+    rows, n_tokens = held.shape[:2]
+    distinct, where = np.unique(held, return_inverse=True)  # where: (L, T, k) into distinct
+    where = where.reshape(held.shape)
+    columns = np.zeros((n_tokens, distinct.size), np.int16)  # (T, D): ≤ 64 cells per entry
+    for t in range(n_tokens):
+        columns[t] = np.bincount(where[:, t].ravel(), minlength=distinct.size)
+    total = columns.sum(0, dtype=np.int64)  # (D,): cells of the run holding each token
+    window = columns[:first_position].sum(0, dtype=np.int64)  # (D,): cells before `position`
+    slots = np.searchsorted(distinct, token_ids).clip(max=distinct.size - 1)  # (T,)
+    slots = np.where(distinct[slots] == token_ids, slots, -1)  # each token's entry, -1: none
+    in_text = np.zeros(distinct.size, bool)  # (D,): tokens of the text up to `position`
+    in_text[slots[:first_position][slots[:first_position] >= 0]] = True
     sightings = []
-    for position in range(first_position, trace.n_tokens - 1):
-        token = int(trace.token_ids[position + 1])
+    for position in range(first_position, n_tokens - 1):
+        token = int(token_ids[position + 1])
         ranks = lens.next_rank[:, position]
-        inside = ranks < k  # (L+1,)
-        seen_before = (in_top_k[1:, :position] == token).any(-1)  # (L, position)
-        earlier_positions = np.flatnonzero(seen_before.any(0))
-        earlier = None
-        if earlier_positions.size:
-            first = int(earlier_positions[0])
-            earlier = (first, 1 + int(np.flatnonzero(seen_before[:, first])[0]))
+        inside = ranks[1:] < k  # (L,): layers 1..L
+        if slots[position] >= 0:
+            in_text[slots[position]] = True
+        index = int(slots[position + 1]) if slots[position + 1] >= 0 else None
+        seen_cells = int(window[index]) if index is not None else 0
+        base = int(total[index] - columns[position, index]) if index is not None else 0
+        matched = matched_seen = matched_as_often = 0
+        if base:
+            base_counts = total - columns[position]  # (D,)
+            pool = (base_counts >= base / MATCH_FACTOR) & (base_counts <= base * MATCH_FACTOR)
+            pool &= ~in_text
+            pool[index] = False
+            matched = int(pool.sum())
+            matched_seen = int((window[pool] > 0).sum())
+            matched_as_often = int((window[pool] >= max(seen_cells, 1)).sum())
+        earlier_held = (held[:, :position] == token).any(-1)  # (L, position)
+        entered = int(np.flatnonzero(inside)[0]) + 1 if inside.any() else None
+        settled = settled_layer(inside)
         sightings.append(
             Sighting(
                 position=position,
                 token_id=token,
                 ranks=ranks,
-                entered=int(np.flatnonzero(inside)[0]) if inside.any() else None,
-                settled=settled_layer(inside),
-                earlier=earlier,
-                earlier_share=float(seen_before.mean()) if position else 0.0,
-                in_text_before=bool((trace.token_ids[: position + 1] == token).any()),
+                entered=entered,
+                settled=None if settled is None else settled + 1,
+                earlier=_earliest(earlier_held),
+                earlier_below_top=_earliest(earlier_held[:-1]),
+                earlier_cells=seen_cells,
+                window_cells=rows * position,
+                in_text_before=bool((token_ids[: position + 1] == token).any()),
+                base_count=base,
+                matched=matched,
+                matched_seen=matched_seen,
+                matched_as_often=matched_as_often,
             )
         )
+        window += columns[position]
     return tuple(sightings)
 
 
@@ -247,27 +338,59 @@ def entropy_extremes(trace: Trace, first: int, last: int) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class LookaheadSummary:
-    """The look back over all emitted tokens, in the few numbers the page states."""
+class LookbackSummary:
+    """The look back over all emitted tokens, in the numbers the page states."""
 
     emitted: int
-    median_settled: float | None  # over the tokens that end in the top-k
+    settled: int  # tokens that end in the top-k at the output (all of them, when greedy)
+    median_entered: float | None  # over those, the layer ≥ 1 where they first enter it
+    median_settled: float | None  # over those, the layer from which they stay in it
     settled_late: int  # tokens that settle only within the last LATE_LAYERS layers
-    with_earlier: int  # tokens some earlier cell already ranked in its top-k
-    new_with_earlier: int  # of those, tokens not already in the text before
-    rarest: Sighting | None  # new token with an earlier sighting in the fewest earlier cells
+    late_in_before: int  # of those, tokens that had been in the top-k lower down and left it
+    new: int  # emitted tokens not already in the text
+    new_seen: int  # of those, tokens some earlier cell holds
+    compared: int  # new tokens with matched tokens: the two rates below are over these
+    compared_seen: int  # of those, tokens some earlier cell holds
+    matched_rate: float | None  # mean chance of a sighting for their matched tokens
+    tested: int  # new tokens with matched tokens, i.e. with a p-value once seen
+    hints: int  # new tokens seen more than their matched tokens (p ≤ ALPHA)
+    below_top: int  # hints with a sighting in a row below the top, which later positions read
+    best: Sighting | None  # the hint (or, without one, the seen new token) with the lowest p
+
+    @property
+    def seen_rate(self) -> float | None:
+        """Share of the compared new tokens that some earlier cell holds."""
+        return self.compared_seen / self.compared if self.compared else None
+
+    @property
+    def chance_hints(self) -> float:
+        """Hints expected by chance alone at ALPHA over the tokens tested."""
+        return ALPHA * self.tested
 
 
-def summarize(sightings: tuple[Sighting, ...], n_layers: int) -> LookaheadSummary:
+def summarize(sightings: tuple[Sighting, ...], n_layers: int) -> LookbackSummary:
     """`n_layers`: rows of the lens (embedding + decoder layers)."""
-    settled = [s.settled for s in sightings if s.settled is not None]
-    hinted = [s for s in sightings if s.earlier is not None]
-    new = [s for s in hinted if not s.in_text_before]
-    return LookaheadSummary(
+    settled = [s for s in sightings if s.settled is not None]
+    late = [s for s in settled if s.settled > n_layers - 1 - LATE_LAYERS]
+    new = [s for s in sightings if not s.in_text_before]
+    seen = [s for s in new if s.earlier is not None]
+    compared = [s for s in new if s.matched_rate is not None]
+    hints = [s for s in new if s.is_hint]
+    candidates = [s for s in seen if s.p_value is not None]
+    return LookbackSummary(
         emitted=len(sightings),
-        median_settled=float(np.median(settled)) if settled else None,
-        settled_late=sum(layer > n_layers - 1 - LATE_LAYERS for layer in settled),
-        with_earlier=len(hinted),
-        new_with_earlier=len(new),
-        rarest=min(new, key=lambda s: s.earlier_share) if new else None,
+        settled=len(settled),
+        median_entered=float(np.median([s.entered for s in settled])) if settled else None,
+        median_settled=float(np.median([s.settled for s in settled])) if settled else None,
+        settled_late=len(late),
+        late_in_before=sum(s.entered < s.settled for s in late),
+        new=len(new),
+        new_seen=len(seen),
+        compared=len(compared),
+        compared_seen=sum(s.earlier is not None for s in compared),
+        matched_rate=float(np.mean([s.matched_rate for s in compared])) if compared else None,
+        tested=sum(s.matched > 0 for s in new),
+        hints=len(hints),
+        below_top=sum(s.earlier_below_top is not None for s in hints),
+        best=min(candidates, key=lambda s: (s.p_value, s.position)) if candidates else None,
     )
