@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from lib.flow import Cell, gradient_cone, incoming_edges, structural_cones, value_norms
+from lib.flow import gradient_cone, incoming_edges, structural_cones, value_norms
 from lib.generate import generate
+from lib.stepping import Cell
 from lib.surgery import CacheEdit, edited_pass, run_surgery
 from lib.trace import encode_prompt, run_trace
 
@@ -66,5 +67,16 @@ def test_editing_earlier_internal_states_moves_later_predictions(real, ids):
     sequence = prompt + list(run.new_ids)
     result = run_surgery(real, sequence, len(prompt), CacheEdit(0, 0, 29, "mean"))
     assert result.kl.max() > 0.05  # same words, different internal states, different output
-    assert result.below_edit_change < 1e-5 and result.prefix_change < 1e-4
+    assert result.below_edit_change < 1e-6 and result.split_rounding < 1e-4
     assert result.continuation_before == tuple(run.new_ids)  # greedy from the unedited cache
+
+
+def test_layer_0_holds_the_word_and_layers_above_hold_more(real, ids):
+    """The same word twice: at layer 0 its K/V, moved to the other position, are the same (the
+    word, nothing computed yet); from layer 1 on they differ, and swapping them moves later
+    predictions — what the earlier occurrence computed is read, not only its word."""
+    first, second = (i for i, token in enumerate(ids) if ids.count(token) > 1 and token == ids[1])
+    word = run_surgery(real, ids, len(ids), CacheEdit(first, 0, 0, "token", other=second))
+    assert word.kl.max() < 1e-6 and word.row_change.max() < 1e-4
+    states = run_surgery(real, ids, len(ids), CacheEdit(first, 1, 29, "token", other=second))
+    assert states.kl.max() > 100 * max(word.kl.max(), 1e-9)
