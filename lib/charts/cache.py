@@ -21,7 +21,11 @@ STATE_COLORS = {
 }
 RECOMPUTED_DASH = [2, 2]  # the grid's second cue: recomputed cells carry a dashed outline
 GRID_SELECTION = "cell"
-PARTS_HEIGHT = (140, 560)  # the cached-rows heatmaps: 16 px a row within these bounds
+PARTS_HEIGHT = (96, 560)  # the cached-rows heatmaps' plot: 16 px a row within these bounds
+# Streamlit fits a stretched chart, title, axes and legend included, into its height: room for
+# those around the plot.
+DECORATION_PX = {"heatmap": 120, "line": 110}
+LINE_PLOT_PX = 220
 
 
 def _run_encoding() -> dict[str, alt.SchemaBase]:
@@ -74,7 +78,7 @@ def step_times(context: np.ndarray, ms_on: np.ndarray, ms_off: np.ndarray) -> al
             **_run_encoding(),
             tooltip=["run", "context", alt.Tooltip("ms:Q", format=".1f")],
         )
-        .properties(height=260)
+        .properties(height=LINE_PLOT_PX + DECORATION_PX["line"])
     )
 
 
@@ -90,7 +94,7 @@ def step_cells(cells_on: np.ndarray, cells_off: np.ndarray) -> alt.Chart:
             **_run_encoding(),
             tooltip=["run", "step", "cells"],
         )
-        .properties(height=260)
+        .properties(height=LINE_PLOT_PX + DECORATION_PX["line"])
     )
 
 
@@ -113,7 +117,7 @@ def cache_size(tokens: np.ndarray, measured: np.ndarray, formula: np.ndarray) ->
         alt.Chart(points)
         .mark_point(filled=True, size=45)
         .encode(x=x, y=y, color=color, tooltip=tooltip),
-    ).properties(title="Cache size against tokens", height=260)
+    ).properties(title="Cache size against tokens", height=LINE_PLOT_PX + DECORATION_PX["line"])
 
 
 def cell_grid(
@@ -219,7 +223,7 @@ def cached_row_parts(
         }
     )
     low, high = PARTS_HEIGHT
-    height = min(high, max(low, 16 * (view.query + 1)))
+    height = min(high, max(low, 16 * (view.query + 1))) + DECORATION_PX["heatmap"]
     attention = (
         alt.Chart(weights, title="attention of the new token")
         .mark_rect()
