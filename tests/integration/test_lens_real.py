@@ -1,13 +1,16 @@
 """The logit lens on the real SmolLM2-135M: its top row is the model's own output, its
 probabilities sum to one, greedy tokens are the output's argmax, and the last hidden state
-transformers returns is already through the final norm."""
+transformers returns is already through the final norm; /plan's page model on it."""
 
 import numpy as np
 import pytest
 import torch
 
+from lib.config import ViewConfig
 from lib.generate import generate
+from lib.lab import Lab
 from lib.lens import first_seen, logit_lens
+from lib.pages.plan import plan_page
 from lib.trace import encode_prompt, run_trace
 
 PROMPT = "The cure for cancer is"
@@ -72,8 +75,28 @@ def test_greedy_tokens_are_the_argmax_and_settle_by_the_output(greedy):
     np.testing.assert_array_equal(
         lensed.top_ids[top, list(emitted), 0], trace.token_ids[len(prompt) :]
     )
-    sightings = first_seen(lensed, trace, len(prompt) - 1, k=10)
+    sightings = first_seen(lensed, trace.token_ids, len(prompt) - 1, k=10)
     assert [s.position for s in sightings] == list(emitted)
     assert all(s.ranks[top] == 0 and s.settled is not None for s in sightings)
-    # The lens is not the output below the top: some token settles only above layer 0.
-    assert any(s.settled > 0 for s in sightings)
+    assert all(1 <= s.entered <= s.settled for s in sightings)
+    # The lens is not the output below the top: some token settles only above layer 1.
+    assert any(s.settled > 1 for s in sightings)
+
+
+def test_the_plan_page_on_the_real_model(real):
+    page = plan_page(ViewConfig(prompt=PROMPT, new=8, token=4), Lab.direct(real))
+    assert (page.token, page.layer) == (4, page.auto_layer) and page.n_rows == 31
+    assert page.output.came_next == 0  # greedy: the token that came next is the likeliest
+    summary = page.summary
+    assert summary.emitted == summary.settled == 8  # greedy tokens all end in the top-k
+    assert "Of the 8 that end in the top 10 at the output" in page.seen_text
+    assert f"at layer {summary.median_settled:.0f} of 30" in page.seen_text
+    if summary.compared:
+        assert f"against {summary.matched_rate:.0%} of their matched tokens" in page.lookback_text
+    for s in page.sightings:
+        if s.p_value is not None:
+            assert s.p_value >= 1 / (1 + s.matched)
+            assert s.is_hint == (not s.in_text_before and s.p_value <= 0.05)
+    assert not page.table.isna().any().any()
+    # Row 0 reads back the input token at most positions: the embeddings are tied.
+    assert page.echo > len(page.tokens) // 2 and "tied" in page.opening[2]
