@@ -1,13 +1,13 @@
 """Who can read what: three dependency rules on one token × layer grid.
 
 A cell `(t, l)` is the state of token `t` (0..T-1) after layer `l`: `l = 0` is the token's input
-embedding (it has no parents), `l = 1..L` are the outputs of layer `l`. Each architecture is only a
-`parents` rule on that grid; every graph number on the page (ancestor and descendant cones, the
+embedding, `l = 1..L` are the outputs of layer `l` (`lib.stepping.Cell`). Each architecture is only
+a `parents` rule on that grid; every graph number on the page (ancestor and descendant cones, the
 longest serial path) is derived from `parents` by the shared functions below, so the three
 architectures cannot drift apart in how they are measured. The toy torch models in `lib.toy` are
 checked against these same rules with autograd.
 
-The rules:
+The rules, within one pass over a fixed text (a prompt read at once, or training):
 
 * transformer: `(t, l) ← (i, l-1)` for every `i ≤ t` — a layer reads the layer below, of every
   token so far, but never a higher layer of the past;
@@ -17,17 +17,25 @@ The rules:
   `m_i` for `i < t`, where `m_i` mixes every layer `(i, 0..L)` of token `i`; on the cell grid that
   is `(t, l) ← (t, l-1)` and every `(i, l')` with `i < t`. Every layer reads the top of the past, at
   the price of computing one token at a time.
+
+While a model generates, one more edge joins every pair of neighbours: the top of token t−1 picks
+the sampled token, the input of token t, so `(t, 0) ← (t-1, L)` (`generation=True`). The edge is
+a choice among the vocabulary, not a differentiable function: it carries at most log2(vocabulary)
+bits per token.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple, Protocol
 
 import numpy as np
 
-Cell = tuple[int, int]
+from lib.stepping import Cell
+
 Direction = Literal["past", "future"]
 
 
@@ -40,44 +48,71 @@ class Memory(NamedTuple):
 Node = Cell | Memory
 
 
+class Graph(Protocol):
+    """Anything with a dependency rule on the grid: the rules below, and every stepping model."""
+
+    layers: int
+
+    def parents(self, cell: Cell) -> tuple[Cell, ...]: ...
+
+
 @dataclass(frozen=True)
 class Architecture(ABC):
-    """One dependency rule on the grid of `layers` + 1 rows; `parents` is the whole definition."""
+    """One dependency rule on the grid of `layers` + 1 rows; `parents` is the whole definition.
+    With `generation`, the sampled token links the top of each token to the next one's input."""
 
     name: ClassVar[str]
     label: ClassVar[str]  # the name a reader sees
     layers: int
+    generation: bool = False
 
     def __post_init__(self) -> None:
         if self.layers < 1:
             raise ValueError(f"layers must be at least 1, got {self.layers}")
 
-    @abstractmethod
-    def parents(self, cell: Cell) -> tuple[Cell, ...]:
+    def parents(self, cell: Sequence[int]) -> tuple[Cell, ...]:
         """The cells whose values the computation of `cell` reads directly."""
+        cell = self.check_cell(cell)
+        if cell.layer == 0:
+            sampled = self.generation and cell.token >= 1
+            return (Cell(cell.token - 1, self.layers),) if sampled else ()
+        return self.reads(cell)
+
+    @abstractmethod
+    def reads(self, cell: Cell) -> tuple[Cell, ...]:
+        """The parents of a cell above the embedding (`cell.layer ≥ 1`), within one pass."""
 
     @abstractmethod
     def state_values(self, t: int, width: int) -> int:
-        """How many numbers must be carried from steps 0..t-1 into step t at generation time."""
+        """How many numbers must be carried from steps 0..t-1 into step t at generation time,
+        if nothing is recomputed. `width` is the size of one carried vector (for a transformer,
+        of one key or value at one layer: the hidden width, or less with grouped-query
+        attention)."""
 
     @abstractmethod
     def training_sequential_steps(self, tokens: int) -> int:
-        """Layer computations that must run one after another to process `tokens` tokens when
-        every independent computation runs in parallel (the critical path of the training pass)."""
-
-    @abstractmethod
-    def readable_past(self, t: int) -> str:
-        """A short sentence for the page: what step `t` can read of the past."""
+        """Layer computations that must run one after another to process `tokens` tokens of a
+        fixed text when every independent computation runs in parallel (the critical path of
+        the training pass, with the true tokens as inputs)."""
 
     def state_bytes(self, t: int, width: int, bytes_per_value: int = 4) -> int:
         """`state_values` in bytes (float32 by default)."""
         return self.state_values(t, width) * bytes_per_value
 
-    def check_cell(self, cell: Cell) -> None:
-        """Raise if `cell` is not on the grid: tokens are 0.., layers 0..L."""
+    def check_cell(self, cell: Sequence[int]) -> Cell:
+        """`cell` as a Cell; raise if it is not on the grid: tokens are 0.., layers 0..L."""
         t, layer = cell
         if t < 0 or not 0 <= layer <= self.layers:
-            raise ValueError(f"cell {cell} is off the grid of layers 0..{self.layers}")
+            raise ValueError(f"cell {tuple(cell)} is off the grid of layers 0..{self.layers}")
+        return Cell(t, layer)
+
+    def generating(self) -> Architecture:
+        """The same rule with the sampled-token edge."""
+        return dataclasses.replace(self, generation=True)
+
+    def reading(self) -> Architecture:
+        """The same rule over a fixed text (no sampled-token edge)."""
+        return dataclasses.replace(self, generation=False)
 
 
 @dataclass(frozen=True)
@@ -87,12 +122,8 @@ class TransformerRule(Architecture):
     name: ClassVar[str] = "transformer"
     label: ClassVar[str] = "Transformer"
 
-    def parents(self, cell: Cell) -> tuple[Cell, ...]:
-        self.check_cell(cell)
-        t, layer = cell
-        if layer == 0:
-            return ()
-        return tuple((i, layer - 1) for i in range(t + 1))
+    def reads(self, cell: Cell) -> tuple[Cell, ...]:
+        return tuple(Cell(i, cell.layer - 1) for i in range(cell.token + 1))
 
     def state_values(self, t: int, width: int) -> int:
         """KV cache: one key and one value of `width` numbers, per layer, per past token."""
@@ -104,16 +135,6 @@ class TransformerRule(Architecture):
         _check_tokens(tokens)
         return self.layers
 
-    def readable_past(self, t: int) -> str:
-        _check_t(t)
-        if t == 0:
-            return "Token 0 has no past: each layer reads only the layer below of itself."
-        return (
-            f"Each layer l reads layer l−1 of all {t} earlier tokens (the KV cache grows with "
-            "every token), but never a higher layer of the past: what a past token worked out "
-            "in its top layer is out of reach."
-        )
-
 
 @dataclass(frozen=True)
 class RNNRule(Architecture):
@@ -122,12 +143,10 @@ class RNNRule(Architecture):
     name: ClassVar[str] = "rnn"
     label: ClassVar[str] = "RNN (stacked)"
 
-    def parents(self, cell: Cell) -> tuple[Cell, ...]:
-        self.check_cell(cell)
+    def reads(self, cell: Cell) -> tuple[Cell, ...]:
         t, layer = cell
-        if layer == 0:
-            return ()
-        return ((t - 1, layer), (t, layer - 1)) if t >= 1 else ((t, layer - 1),)
+        below = Cell(t, layer - 1)
+        return (Cell(t - 1, layer), below) if t >= 1 else (below,)
 
     def state_values(self, t: int, width: int) -> int:
         """One hidden vector per layer, whatever `t` is: the state never grows."""
@@ -141,15 +160,6 @@ class RNNRule(Architecture):
         _check_tokens(tokens)
         return tokens + self.layers - 1
 
-    def readable_past(self, t: int) -> str:
-        _check_t(t)
-        if t == 0:
-            return "Token 0 starts from zero hidden vectors: there is no past to read."
-        return (
-            f"Each layer reads only its own hidden vector from step {t - 1}: the {t} earlier "
-            f"tokens are squeezed into {self.layers} fixed-size vectors, whatever the length."
-        )
-
 
 @dataclass(frozen=True)
 class FeedbackRule(Architecture):
@@ -159,22 +169,19 @@ class FeedbackRule(Architecture):
     name: ClassVar[str] = "feedback"
     label: ClassVar[str] = "Feedback transformer"
 
-    def parents(self, cell: Cell) -> tuple[Cell, ...]:
-        self.check_cell(cell)
+    def reads(self, cell: Cell) -> tuple[Cell, ...]:
         t, layer = cell
-        if layer == 0:
-            return ()
-        past = tuple((i, k) for i in range(t) for k in range(self.layers + 1))
-        return (*past, (t, layer - 1))
+        past = tuple(Cell(i, k) for i in range(t) for k in range(self.layers + 1))
+        return (*past, Cell(t, layer - 1))
 
     def memory_edges(self, tokens: int) -> tuple[tuple[Node, Node], ...]:
         """Edges through the memory nodes, for drawing: every cell of token i writes `m_i`, and
         `m_i` is read by every layer ≥ 1 of every later token. Together with the in-token edges
-        `(t, l-1) → (t, l)` this draws the same dependencies as `parents` with far fewer arrows."""
+        `(t, l-1) → (t, l)` this draws the same dependencies as `reads` with far fewer arrows."""
         _check_tokens(tokens)
-        writes = [((i, k), Memory(i)) for i in range(tokens) for k in range(self.layers + 1)]
+        writes = [(Cell(i, k), Memory(i)) for i in range(tokens) for k in range(self.layers + 1)]
         reads = [
-            (Memory(i), (t, layer))
+            (Memory(i), Cell(t, layer))
             for t in range(tokens)
             for layer in range(1, self.layers + 1)
             for i in range(t)
@@ -194,44 +201,35 @@ class FeedbackRule(Architecture):
         _check_tokens(tokens)
         return tokens * self.layers
 
-    def readable_past(self, t: int) -> str:
-        _check_t(t)
-        if t == 0:
-            return "Token 0 has no memories to read: each layer reads only the layer below."
-        return (
-            f"Every layer reads {t} memory vectors, one per earlier token, each a learned mix of "
-            "all that token's layers — including the top one — at the price of one token at a "
-            "time."
-        )
-
 
 ARCHITECTURES: dict[str, type[Architecture]] = {
     rule.name: rule for rule in (TransformerRule, RNNRule, FeedbackRule)
 }
 
 
-def make_rule(name: str, layers: int) -> Architecture:
+def make_rule(name: str, layers: int, generation: bool = False) -> Architecture:
     """The rule called `name` ("transformer", "rnn" or "feedback") on a grid of `layers` layers."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[name](layers)
+    return ARCHITECTURES[name](layers, generation)
 
 
-def grid(rule: Architecture, tokens: int) -> tuple[Cell, ...]:
-    """All cells of `tokens` tokens, in (t, l) order — a topological order for every rule here."""
+def grid(rule: Graph, tokens: int) -> tuple[Cell, ...]:
+    """All cells of `tokens` tokens, in (t, l) order — a topological order for every rule here,
+    the sampled-token edge (t-1, L) → (t, 0) included."""
     _check_tokens(tokens)
-    return tuple((t, layer) for t in range(tokens) for layer in range(rule.layers + 1))
+    return tuple(Cell(t, layer) for t in range(tokens) for layer in range(rule.layers + 1))
 
 
-def edges(rule: Architecture, tokens: int) -> tuple[tuple[Cell, Cell], ...]:
+def edges(rule: Graph, tokens: int) -> tuple[tuple[Cell, Cell], ...]:
     """Every (parent, child) pair among the first `tokens` tokens, for drawing arrows."""
     return tuple((parent, cell) for cell in grid(rule, tokens) for parent in rule.parents(cell))
 
 
-def ancestors(rule: Architecture, cell: Cell) -> frozenset[Cell]:
+def ancestors(rule: Graph, cell: Cell) -> frozenset[Cell]:
     """Every cell `cell` depends on, directly or not (its past light cone, `cell` excluded)."""
     seen: set[Cell] = set()
-    todo = list(rule.parents(cell))
+    todo = list(rule.parents(Cell(*cell)))
     while todo:
         parent = todo.pop()
         if parent not in seen:
@@ -245,7 +243,7 @@ def descendants(rule: Architecture, cell: Cell, tokens: int) -> frozenset[Cell]:
 
     One pass in topological order: a cell is a descendant when one of its parents is `cell` or a
     descendant already found."""
-    rule.check_cell(cell)
+    cell = rule.check_cell(cell)
     reached = {cell}
     for child in grid(rule, tokens):
         if any(parent in reached for parent in rule.parents(child)):
@@ -266,31 +264,46 @@ def cone_mask(
     return mask
 
 
-def ancestor_masks(rule: Architecture, tokens: int) -> np.ndarray:
+def ancestor_masks(rule: Graph, tokens: int) -> np.ndarray:
     """Boolean (T, L+1, T, L+1) array: `[t, l, i, k]` is True when (t, l) depends on (i, k).
     This is what the toy models' autograd dependency pattern is compared with."""
     masks = np.zeros((tokens, rule.layers + 1, tokens, rule.layers + 1), dtype=bool)
     for cell in grid(rule, tokens):
-        masks[cell] = cone_mask(rule, cell, tokens)
+        for t, layer in ancestors(rule, cell):
+            masks[cell.token, cell.layer, t, layer] = True
     return masks
 
 
-def longest_path(rule: Architecture, src_token: int, dst_token: int) -> int | None:
-    """The longest chain of dependent computations, in edges, from any cell of token `src_token`
-    to any cell of token `dst_token` — the serial depth no amount of parallel hardware removes.
-    None when no cell of `dst_token` depends on `src_token` (i.e. `dst_token < src_token`).
+class Path(NamedTuple):
+    """A chain of dependent computations: the layer computations on it (a step into a cell of
+    layer ≥ 1) and the sampled tokens it passes through (a step into an embedding)."""
+
+    computations: int
+    samples: int
+
+
+def longest_path(rule: Graph, src_token: int, dst_token: int) -> Path | None:
+    """The longest chain of dependent computations from any cell of token `src_token` to any
+    cell of token `dst_token` — the serial depth no amount of parallel hardware removes —
+    counted in layer computations (ties: the one through more sampled tokens). None when no
+    cell of `dst_token` depends on `src_token` (i.e. `dst_token < src_token`).
 
     Dynamic programming in (t, l) order; cells before `src_token` cannot start a chain."""
     if src_token < 0 or dst_token < src_token:
         return None
-    depth: dict[Cell, int] = {}
+    best: dict[Cell, Path] = {}
     for cell in grid(rule, dst_token + 1):
-        reached = [depth[parent] + 1 for parent in rule.parents(cell) if parent in depth]
-        if cell[0] == src_token:
-            reached.append(0)
+        step = Path(1, 0) if cell.layer >= 1 else Path(0, 1)
+        reached = [
+            Path(best[parent].computations + step.computations, best[parent].samples + step.samples)
+            for parent in rule.parents(cell)
+            if parent in best
+        ]
+        if cell.token == src_token:
+            reached.append(Path(0, 0))
         if reached:
-            depth[cell] = max(reached)
-    return max(depth[cell] for cell in depth if cell[0] == dst_token)
+            best[cell] = max(reached)
+    return max(path for cell, path in best.items() if cell.token == dst_token)
 
 
 def parallel_over_time(rule: Architecture, tokens: int) -> bool:
@@ -298,54 +311,71 @@ def parallel_over_time(rule: Architecture, tokens: int) -> bool:
     return rule.training_sequential_steps(tokens + 1) == rule.training_sequential_steps(tokens)
 
 
+def auto_cell(tokens: int, layers: int) -> Cell:
+    """The cell a page shows when the link names none: mid-sequence and mid-stack, so that for
+    `layers ≥ 2` every rule draws both a backward cone and a forward reach around it."""
+    _check_tokens(tokens)
+    return Cell(tokens // 2, max(1, layers // 2))
+
+
 @dataclass(frozen=True)
 class StepNumbers:
     """What carrying the past into step `step` costs and buys, for one rule on a `tokens`-token
-    run with hidden width `width`. Every field is derived from the rule, so the page can put the
-    three architectures side by side without any number typed by hand."""
+    run with carried vectors of `width` numbers. Every field is derived from the rule, so the
+    page can put the three architectures side by side without any number typed by hand. The
+    cone counts follow the rule as given (with or without the sampled-token edge); the serial
+    paths are given both ways."""
 
     name: str
+    generation: bool
     step: int
     tokens: int
     width: int
     state_values: int  # numbers carried from steps 0..step-1 into `step`
     state_bytes: int  # the same in float32
     state_growth: int  # numbers the state gains per token (0: a fixed-size state)
-    longest_path: int  # longest chain of dependent computations, token 0 → `step`
+    reading_path: int  # longest chain token 0 → `step` over a fixed text, in layer computations
+    generating_path: int  # the same while generating (through the sampled tokens)
+    generating_samples: int  # sampled tokens on that longest chain
     training_steps: int  # sequential layer computations to train on `tokens` tokens
+    generating_steps: int  # sequential layer computations to generate `tokens` tokens
     parallel_over_time: bool
     past_cells: int  # cells of the earlier tokens: step · (L+1)
     past_cells_read: int  # of those, read directly by some cell of `step`
     past_cells_in_cone: int  # of those, that the top cell (step, L) depends on at all
     past_tops_in_cone: int  # of the `step` earlier top-layer cells, those in that cone
-    readable_past: str
 
 
 def step_numbers(rule: Architecture, step: int, tokens: int, width: int) -> StepNumbers:
     """The numbers shown under one diagram, for step `step` of a `tokens`-token run."""
     if not 0 <= step < tokens:
         raise ValueError(f"step {step} is not one of the {tokens} tokens")
-    top = (step, rule.layers)
+    top = Cell(step, rule.layers)
     read = {parent for layer in range(rule.layers + 1) for parent in rule.parents((step, layer))}
     cone = ancestors(rule, top)
-    path = longest_path(rule, 0, step)
-    assert path is not None  # token `step` ≥ 0 always depends on token 0
+    reading = longest_path(rule.reading(), 0, step)
+    generating = longest_path(rule.generating(), 0, step)
+    whole = longest_path(rule.generating(), 0, tokens - 1)
+    assert reading and generating and whole  # token `step` ≥ 0 always depends on token 0
     return StepNumbers(
         name=rule.name,
+        generation=rule.generation,
         step=step,
         tokens=tokens,
         width=width,
         state_values=rule.state_values(step, width),
         state_bytes=rule.state_bytes(step, width),
         state_growth=rule.state_values(step + 1, width) - rule.state_values(step, width),
-        longest_path=path,
+        reading_path=reading.computations,
+        generating_path=generating.computations,
+        generating_samples=generating.samples,
         training_steps=rule.training_sequential_steps(tokens),
+        generating_steps=whole.computations,
         parallel_over_time=parallel_over_time(rule, tokens),
         past_cells=step * (rule.layers + 1),
         past_cells_read=sum(1 for t, _ in read if t < step),
         past_cells_in_cone=sum(1 for t, _ in cone if t < step),
         past_tops_in_cone=sum(1 for t, layer in cone if t < step and layer == rule.layers),
-        readable_past=rule.readable_past(step),
     )
 
 
@@ -354,12 +384,8 @@ def _check_tokens(tokens: int) -> None:
         raise ValueError(f"need at least one token, got {tokens}")
 
 
-def _check_t(t: int) -> None:
+def _check_step(t: int, width: int) -> None:
     if t < 0:
         raise ValueError(f"need a step t ≥ 0, got {t}")
-
-
-def _check_step(t: int, width: int) -> None:
-    _check_t(t)
     if width < 1:
         raise ValueError(f"need width ≥ 1, got {width}")

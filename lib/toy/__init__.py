@@ -1,19 +1,23 @@
 """Tiny runnable torch models of the three architectures, and the live check the page runs.
 
-`verify` builds one seeded model and checks two things: generating token by token with the
-model's own state gives the same cells as the full pass, and autograd finds each cell computed
-from exactly the cells `lib.architectures` says it is.
+`verify` builds one seeded model and checks three things: generating token by token with the
+model's own state gives the same cells as the full pass over the same text
+(`lib.stepping.step_full_difference`); autograd finds each cell of that full pass computed from
+exactly the cells the model's `parents` rule names; and, generating with soft tokens (each next
+input the embedding mixed by the softmax of a readout of the previous top cell), autograd finds
+exactly the same rule with the sampled-token edge (t-1, L) → (t, 0).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from lib.architectures import Cell, ancestor_masks, make_rule
-from lib.toy.common import ToyModel, gradient_masks, single_thread
+from lib.architectures import ancestor_masks
+from lib.stepping import Cell, step_full_difference
+from lib.toy.common import ToyModel, generation_masks, gradient_masks, single_thread
 from lib.toy.feedback import ToyFeedbackTransformer
 from lib.toy.rnn import ToyRNN
 from lib.toy.transformer import ToyTransformer
@@ -22,28 +26,42 @@ MODELS: dict[str, type[ToyModel]] = {
     model.name: model for model in (ToyTransformer, ToyRNN, ToyFeedbackTransformer)
 }
 STEP_TOLERANCE = 1e-10  # float64; observed differences are ~1e-15
+MASKS = {"export": False}  # (T, L+1, T, L+1) booleans: up to 10⁵ of them
+
+
+@dataclass(frozen=True, eq=False)
+class DependencyCheck:
+    """Autograd's dependency pattern against a rule's. Masks are (T, L+1, T, L+1) booleans,
+    `[t, l, i, k]` True when cell (t, l) depends on cell (i, k); `mismatched_cells` lists the
+    ((t, l), (i, k)) pairs where the two disagree."""
+
+    grad_mask: np.ndarray = field(metadata=MASKS)
+    rule_mask: np.ndarray = field(metadata=MASKS)
+    mismatched_cells: tuple[tuple[Cell, Cell], ...]
+    pairs: int  # cell pairs compared
+
+    @property
+    def matches(self) -> bool:
+        return not self.mismatched_cells
 
 
 @dataclass(frozen=True, eq=False)
 class VerificationResult:
-    """What `verify` found. The masks are (T, L+1, T, L+1) booleans, `[t, l, i, k]` True when cell
-    (t, l) depends on cell (i, k): `grad_mask` as measured by autograd, `rule_mask` as the rule
-    says. `mismatched_cells` lists the ((t, l), (i, k)) pairs where they disagree."""
+    """What `verify` found on one toy model: step ≡ full over a fixed text (`max_abs_diff`), and
+    the dependency patterns over that text (`reading`) and while generating (`generating`)."""
 
     arch_name: str
     tokens: int
     layers: int
     seed: int
-    step_equals_full: bool
     max_abs_diff: float
-    autograd_matches_rule: bool
-    mismatched_cells: tuple[tuple[Cell, Cell], ...]
-    grad_mask: np.ndarray
-    rule_mask: np.ndarray
+    step_equals_full: bool
+    reading: DependencyCheck
+    generating: DependencyCheck
 
     @property
     def passed(self) -> bool:
-        return self.step_equals_full and self.autograd_matches_rule
+        return self.step_equals_full and self.reading.matches and self.generating.matches
 
 
 def build_model(arch_name: str, layers: int, seed: int = 0) -> ToyModel:
@@ -62,34 +80,38 @@ def random_tokens(model: ToyModel, tokens: int, seed: int) -> torch.Tensor:
 def mismatches(grad_mask: np.ndarray, rule_mask: np.ndarray) -> tuple[tuple[Cell, Cell], ...]:
     """The ((t, l), (i, k)) pairs where two (T, L+1, T, L+1) dependency masks disagree."""
     return tuple(
-        ((int(t), int(layer)), (int(i), int(k)))
+        (Cell(int(t), int(layer)), Cell(int(i), int(k)))
         for t, layer, i, k in np.argwhere(grad_mask != rule_mask)
+    )
+
+
+def dependency_check(grad_mask: np.ndarray, rule_mask: np.ndarray) -> DependencyCheck:
+    grad_mask.flags.writeable = rule_mask.flags.writeable = False  # the result is frozen
+    return DependencyCheck(
+        grad_mask, rule_mask, mismatches(grad_mask, rule_mask), int(grad_mask.size)
     )
 
 
 @single_thread()
 def verify(arch_name: str, tokens: int, layers: int, seed: int = 0) -> VerificationResult:
     """Build the seeded `arch_name` model, feed it `tokens` random tokens, and check step ≡ full
-    and the autograd dependency pattern against the rule of the same name."""
+    and the autograd dependency patterns against the model's own rule, over the text and while
+    generating."""
     model = build_model(arch_name, layers, seed)
     ids = random_tokens(model, tokens, seed)
-    with torch.no_grad():
-        stepped, _ = model.run_steps(ids)  # (T, L+1, d)
-        full = model.full(ids)  # (T, L+1, d)
-    grad_mask = gradient_masks(model, ids)
-    max_abs_diff = (stepped - full).abs().max().item()
-    rule_mask = ancestor_masks(make_rule(arch_name, layers), tokens)
-    wrong = mismatches(grad_mask, rule_mask)
-    grad_mask.flags.writeable = rule_mask.flags.writeable = False  # the result is frozen
+    difference = step_full_difference(model, ids)
+    reading = dependency_check(gradient_masks(model, ids), ancestor_masks(model, tokens))
+    generating = dependency_check(
+        generation_masks(model, int(ids[0]), tokens),
+        ancestor_masks(model.rule.generating(), tokens),
+    )
     return VerificationResult(
         arch_name=arch_name,
         tokens=tokens,
         layers=layers,
         seed=seed,
-        step_equals_full=max_abs_diff <= STEP_TOLERANCE,
-        max_abs_diff=max_abs_diff,
-        autograd_matches_rule=not wrong,
-        mismatched_cells=wrong,
-        grad_mask=grad_mask,
-        rule_mask=rule_mask,
+        max_abs_diff=difference,
+        step_equals_full=difference <= STEP_TOLERANCE,
+        reading=reading,
+        generating=generating,
     )

@@ -7,7 +7,7 @@ As in the official code, step t attends only to m_<t (its own state enters throu
 so token 0 has nothing to attend to.
 
 There is no parallel form: `full_cells` must also go token by token, through the same `_token` as
-`step`, so step ≡ full here checks the memory bookkeeping rather than a second code path.
+`step_cells`, so step ≡ full here checks the memory bookkeeping rather than a second code path.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ class ToyFeedbackTransformer(ToyModel[Memories]):
     def initial_state(self) -> Memories:
         return Memories(self.embedding.new_zeros(0, self.width))
 
-    def step(self, token: int, state: Memories) -> tuple[Tensor, Memories]:
-        cells = torch.stack(self._token(token, state.memories))  # (L+1, d)
-        memories = torch.cat([state.memories, self._memory(cells)[None]])  # (t+1, d)
+    def step_cells(self, x: Tensor, state: Memories) -> tuple[list[Tensor], Memories]:
+        cells = self._token(x, state.memories)  # L+1 × (d,)
+        memories = torch.cat([state.memories, self._memory(torch.stack(cells))[None]])  # (t+1, d)
         return cells, Memories(memories)
 
     def full_cells(self, tokens: Tensor) -> Cells:
@@ -53,13 +53,14 @@ class ToyFeedbackTransformer(ToyModel[Memories]):
         memories: list[Tensor] = []  # t × (d,)
         for token in tokens.tolist():
             past = torch.stack(memories) if memories else self.embedding.new_zeros(0, self.width)
-            cells.append(self._token(token, past))
+            cells.append(self._token(self.embedding[token], past))
             memories.append(self._memory(torch.stack(cells[-1])))
         return cells
 
-    def _token(self, token: int, memories: Tensor) -> list[Tensor]:
-        """The L+1 cells of one token, each (d,), given the past memories (t, d)."""
-        cells = [self.embedding[token]]  # [(d,)]
+    def _token(self, x: Tensor, memories: Tensor) -> list[Tensor]:
+        """The L+1 cells of one token, each (d,), from its embedding x (d,) and the past
+        memories (t, d)."""
+        cells = [x]  # [(d,)]
         normed = rms_norm(memories)  # (t, d)
         for block in self.blocks:
             k, v = block.attention.keys_values(normed)  # (t, d) each: this layer's own view

@@ -48,13 +48,11 @@ class ToyRNN(ToyModel[HiddenState]):
     def initial_state(self) -> HiddenState:
         return HiddenState(self.embedding.new_zeros(self.layers, self.width))
 
-    def step(self, token: int, state: HiddenState) -> tuple[Tensor, HiddenState]:
-        x = self.embedding[token]  # (d,)
-        cells = [x]
+    def step_cells(self, x: Tensor, state: HiddenState) -> tuple[list[Tensor], HiddenState]:
+        cells = [x]  # (d,) each
         for cell, previous in zip(self.cells, state.hidden, strict=True):
-            x = cell(x, previous)  # (d,)
-            cells.append(x)
-        return torch.stack(cells), HiddenState(torch.stack(cells[1:]))  # (L+1, d), (L, d)
+            cells.append(cell(cells[-1], previous))  # (d,)
+        return cells, HiddenState(torch.stack(cells[1:]))  # (L, d)
 
     def full_cells(self, tokens: Tensor) -> Cells:
         cells = [[e] for e in self.embedding[tokens].unbind(0)]  # T × [(d,)]

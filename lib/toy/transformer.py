@@ -40,16 +40,15 @@ class ToyTransformer(ToyModel[KVCache]):
         empty = tuple(self.embedding.new_zeros(0, self.width) for _ in range(self.layers))
         return KVCache(keys=empty, values=empty)
 
-    def step(self, token: int, state: KVCache) -> tuple[Tensor, KVCache]:
-        x = self.embedding[token][None]  # (1, d)
-        cells, keys, values = [x], [], []
+    def step_cells(self, x: Tensor, state: KVCache) -> tuple[list[Tensor], KVCache]:
+        cells, keys, values = [x], [], []  # cells: (d,) each
         for block, past_k, past_v in zip(self.blocks, state.keys, state.values, strict=True):
-            k, v = block.attention.keys_values(rms_norm(x))  # (1, d) each
+            h = cells[-1][None]  # (1, d)
+            k, v = block.attention.keys_values(rms_norm(h))  # (1, d) each
             keys.append(torch.cat([past_k, k]))  # (t+1, d)
             values.append(torch.cat([past_v, v]))  # (t+1, d)
-            x = block(x, keys[-1], values[-1], mask=None)  # (1, d)
-            cells.append(x)
-        return torch.cat(cells), KVCache(tuple(keys), tuple(values))  # (L+1, d)
+            cells.append(block(h, keys[-1], values[-1], mask=None)[0])  # (d,)
+        return cells, KVCache(tuple(keys), tuple(values))
 
     def full_cells(self, tokens: Tensor) -> Cells:
         cells = [[e] for e in self.embedding[tokens].unbind(0)]  # T × [(d,)]
