@@ -224,7 +224,9 @@ def pays_from(context: np.ndarray, ms_on: np.ndarray, ms_off: np.ndarray) -> int
     slower = np.median(window, axis=1) >= PAYS * np.median(ms_on)  # (S-width+1,)
     if not slower[-1]:
         return None
-    start = int(np.flatnonzero(~slower)[-1]) + 1 if (~slower).any() else 0
+    if slower.all():
+        return int(context[0])  # from the first timed step
+    start = int(np.flatnonzero(~slower)[-1]) + 1
     return int(context[start + width // 2])  # the middle of the first window that pays
 
 
