@@ -298,6 +298,7 @@ def convert_gguf(gguf: Path, target: Path, progress: Progress) -> None:
     progress(0.8, "Saving the float32 copy (safetensors)…")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    partial.chmod(0o755)  # mkdtemp makes it private: a copy converted at build time serves others
     try:
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
