@@ -280,9 +280,10 @@ class Validated:
     config: ViewConfig
     notices: tuple[str, ...]
 
-    def query(self, page: PageInfo | None = None) -> dict[str, str]:
-        """The URL parameters as they should stand: accepted values only, defaults left out."""
-        return to_query(self.config, page)
+    def query(self, page: PageInfo) -> dict[str, str]:
+        """The URL parameters as they should stand: accepted values only, defaults left out,
+        the page's own and the sidebar's."""
+        return to_query(self.config, page.url_params)
 
 
 RETIRED = frozenset({"arch", "cache"})  # parameters of old links that no page reads any more
@@ -309,7 +310,7 @@ def from_query(
                 shown = name[:30].encode("unicode_escape").decode()
                 notices.append(f"Ignored unknown parameter `{shown}`.")
             continue
-        if not given or (page is not None and name not in page.params):
+        if not given or (page is not None and name not in page.url_params):
             continue
         if len(given) > 1:
             notices.append(f"`{name}` was given {len(given)} times; using the last one.")
@@ -320,15 +321,16 @@ def from_query(
     return Validated(ViewConfig(**values), tuple(notices))
 
 
-def to_query(config: ViewConfig, page: PageInfo | None = None) -> dict[str, str]:
-    """The non-default settings as URL parameters (only the page's, with a page): the shortest
-    link that reproduces the view."""
+def to_query(config: ViewConfig, names: PageInfo | Iterable[str] | None = None) -> dict[str, str]:
+    """The non-default settings as URL parameters (only a page's, or only `names`): the
+    shortest link that reproduces the view."""
     defaults = ViewConfig()
+    keep = names.params if isinstance(names, PageInfo) else names
     return {
         param.name: param.render(getattr(config, param.attr))
         for param in PARAMS
         if getattr(config, param.attr) != getattr(defaults, param.attr)
-        and (page is None or param.name in page.params)
+        and (keep is None or param.name in keep)
     }
 
 

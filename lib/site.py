@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RUN = ("prompt", "model", "new", "seed")  # what decides the model's run: prompt and continuation
+SIDEBAR = ("prompt", "model", "new")  # drawn on every page, so they travel between pages
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,13 @@ class PageInfo:
     path: str  # URL path; "" is the home page
     title: str
     icon: str
-    params: tuple[str, ...]  # URL parameters that change what this page shows
+    params: tuple[str, ...]  # URL parameters that change what this page shows (and its link)
+
+    @property
+    def url_params(self) -> tuple[str, ...]:
+        """What the URL keeps on this page: its own parameters, and the sidebar's, which every
+        page draws and which must survive a visit to a page that does not read them."""
+        return self.params + tuple(name for name in SIDEBAR if name not in self.params)
 
     @property
     def file(self) -> str:
@@ -58,7 +65,6 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("tracking", "Tracking, trained", "🧮", ("statements", "pseed", "program")),
 )
 BY_PATH = {page.path: page for page in PAGES}
-SIDEBAR = ("prompt", "model", "new")  # drawn on every page, so they travel between pages
 
 
 def page(path: str) -> PageInfo:

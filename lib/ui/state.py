@@ -94,8 +94,8 @@ def begin_run(page: PageInfo) -> Resolved:
     url = _url()
     last_page, last_url = st.session_state.get(_LAST_URL, (None, None))
     link_wins = last_url is None or last_page != page.path
-    chosen = {name: url[name] for name in url if name not in page.params}  # unknown: notices
-    for name in page.params:
+    chosen = {name: url[name] for name in url if name not in page.url_params}  # for notices
+    for name in page.url_params:
         followed = link_wins or url.get(name) != last_url.get(name)
         if followed or name not in st.session_state:
             if name in url:
