@@ -251,8 +251,10 @@ def lens_heatmap(
         .encode(x=x, y=y)
     )
     layers = [cells, words, outline] if len(labels) <= WORDS_UP_TO else [cells, outline]
-    return alt.layer(*layers).properties(
-        width=EXPORT_WIDTH, height=ROW_PX * n_rows + LEGEND_PX + TOKEN_AXIS_PX
+    return (
+        alt.layer(*layers)
+        .resolve_scale(color="independent")  # the words' ink is a colour of its own
+        .properties(width=EXPORT_WIDTH, height=ROW_PX * n_rows + LEGEND_PX + TOKEN_AXIS_PX)
     )
 
 
@@ -337,15 +339,21 @@ def first_seen_chart(
             tooltip=["emitted:N", "layer:O", "rank:Q", "band:N"],
         )
     )
+    marks = milestones(sightings, k)
     layers = [cells]
-    if len(sightings) <= WORDS_UP_TO:
-        inside = frame[frame["rank"] <= k]
+    if len(sightings) <= WORDS_UP_TO:  # the rank inside the top-k, where no marker sits
+        marked = set(zip(marks["column"], marks["layer"], strict=True))
+        written = [
+            rank <= k and (column, layer) not in marked
+            for column, layer, rank in zip(
+                frame["column"], frame["layer"], frame["rank"], strict=True
+            )
+        ]
         layers.append(
-            alt.Chart(inside)
+            alt.Chart(frame[written])
             .mark_text(fontSize=8)
             .encode(x=x, y=y, text="rank:Q", color=alt.Color("ink:N", scale=None))
         )
-    marks = milestones(sightings, k)
     whats = [f"enters the top {k}", f"settles: in the top {k} from here up"]
     marks["emitted"] = np.asarray(columns, dtype=object)[marks["column"]]
     if len(marks):
@@ -369,6 +377,8 @@ def first_seen_chart(
                 tooltip=["emitted:N", "layer:O", "what:N"],
             )
         )
-    return alt.layer(*layers).properties(
-        width=EXPORT_WIDTH, height=14 * n_rows + LEGEND_PX + TOKEN_AXIS_PX
+    return (
+        alt.layer(*layers)
+        .resolve_scale(color="independent")  # the ranks' ink is a colour of its own
+        .properties(width=EXPORT_WIDTH, height=14 * n_rows + LEGEND_PX + TOKEN_AXIS_PX)
     )

@@ -1,13 +1,14 @@
-"""/plan in Debian's Chromium against a real server and the real model: the top-k bars, the
-lens heatmap, a click on a lens cell that selects it and shows its top-k, and the export menus."""
+"""/plan in Debian's Chromium against a real server and the real model: a link without a cell
+opens one that shows something, the top-k bars, the lens heatmap with readable words, a click on
+a lens cell that selects it and shows its top-k, and the export menus."""
 
 import re
 from urllib.parse import parse_qs, quote, urlparse
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import download_png, screenshot
 from lib.serve import wait_idle
+from tests.browser.conftest import download_png, screenshot
 
 DETAIL = re.compile(r"Layer (\d+), after (.+) \((\d+)\)")
 CHARTS = "[data-testid='stMain'] [data-testid='stVegaLiteChart']"
@@ -27,7 +28,7 @@ def detail_heading(page) -> tuple[int, str, int]:
 def test_plan_shows_bars_and_lens_and_a_click_selects_a_cell(server, page):
     page.set_viewport_size(TALL)
     page.goto(f"{server}/plan?prompt={quote('The cure for cancer is')}&new=8&token=4")
-    page.get_by_text("1. The distribution the text hides").wait_for(timeout=180_000)
+    page.get_by_text("1 · The distribution the text hides").wait_for(timeout=180_000)
     wait_idle(page)
     assert page.locator("[data-testid='stException']").count() == 0
     charts = page.locator(CHARTS)
@@ -37,7 +38,11 @@ def test_plan_shows_bars_and_lens_and_a_click_selects_a_cell(server, page):
     assert bars.locator("g.mark-rect path").count() == 10  # k = 10 bars
     cells = lens.locator("g.mark-rect path[aria-label*='; position: ']")
     assert cells.count() == 31 * 13  # every (layer, position) of 5 + 8 tokens
-    assert detail_heading(page) == (0, "·is", 4)
+    assert detail_heading(page) == (15, "·is", 4)  # no layer in the link: the middle one
+    words = lens.locator("g.mark-text.role-mark text")
+    assert words.count() == 31 * 13  # the lens's guess written in every cell
+    inks = set(words.evaluate_all("nodes => nodes.map(n => n.getAttribute('fill'))"))
+    assert inks <= {"#000000", "#FFFFFF"} and len(inks) == 2  # black or white as each cell needs
     page.wait_for_timeout(1000)  # let Vega finish drawing
     screenshot(page, "plan")
 
@@ -61,9 +66,19 @@ def test_plan_shows_bars_and_lens_and_a_click_selects_a_cell(server, page):
     screenshot(page, "plan-clicked")
 
 
+def test_a_link_without_a_cell_opens_the_prompts_last_position_at_the_middle_layer(server, page):
+    page.goto(f"{server}/plan?prompt={quote('The cure for cancer is')}&new=8")
+    page.get_by_text("1 · The distribution the text hides").wait_for(timeout=180_000)
+    wait_idle(page)
+    assert detail_heading(page) == (15, "·is", 4)
+    query = parse_qs(urlparse(page.url).query)
+    assert "token" not in query and "layer" not in query  # the pick is the page's default
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
 def test_a_hostile_link_gives_notices_and_a_working_page(server, page):
     page.goto(f"{server}/plan?model=tiny-random&new=2&token=999&layer=70&k=50")
-    page.get_by_text("1. The distribution the text hides").wait_for(timeout=120_000)
+    page.get_by_text("1 · The distribution the text hides").wait_for(timeout=120_000)
     wait_idle(page)
     text = page.locator("[data-testid='stMain']").inner_text()
     assert "`k` must be 1–20" in text or "k must be 1–20" in text
@@ -74,7 +89,7 @@ def test_a_hostile_link_gives_notices_and_a_working_page(server, page):
 def test_each_chart_has_an_export_menu_below_it_and_its_png_downloads(server, page):
     page.set_viewport_size(TALL)
     page.goto(f"{server}/plan?prompt={quote('The cure for cancer is')}&new=8&token=4")
-    page.get_by_text("1. The distribution the text hides").wait_for(timeout=180_000)
+    page.get_by_text("1 · The distribution the text hides").wait_for(timeout=180_000)
     wait_idle(page)
     charts = page.locator(CHARTS)
     charts.nth(4).wait_for()
