@@ -30,6 +30,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar, Literal, NamedTuple, Protocol
 
 import numpy as np
@@ -72,7 +73,9 @@ class Architecture(ABC):
 
     def parents(self, cell: Sequence[int]) -> tuple[Cell, ...]:
         """The cells whose values the computation of `cell` reads directly."""
-        cell = self.check_cell(cell)
+        return _parents(self, self.check_cell(cell))
+
+    def _parents(self, cell: Cell) -> tuple[Cell, ...]:
         if cell.layer == 0:
             sampled = self.generation and cell.token >= 1
             return (Cell(cell.token - 1, self.layers),) if sampled else ()
@@ -202,6 +205,13 @@ class FeedbackRule(Architecture):
         return tokens * self.layers
 
 
+@lru_cache(maxsize=1 << 14)
+def _parents(rule: Architecture, cell: Cell) -> tuple[Cell, ...]:
+    """Every graph walk asks for the same parents again and again: a rule is immutable, so its
+    answers are kept (a 16 × 8 feedback grid has 144 cells of up to 136 parents each)."""
+    return rule._parents(cell)
+
+
 ARCHITECTURES: dict[str, type[Architecture]] = {
     rule.name: rule for rule in (TransformerRule, RNNRule, FeedbackRule)
 }
@@ -266,11 +276,16 @@ def cone_mask(
 
 def ancestor_masks(rule: Graph, tokens: int) -> np.ndarray:
     """Boolean (T, L+1, T, L+1) array: `[t, l, i, k]` is True when (t, l) depends on (i, k).
-    This is what the toy models' autograd dependency pattern is compared with."""
+    This is what the toy models' autograd dependency pattern is compared with.
+
+    In topological order, a cell's ancestors are its parents and their ancestors."""
     masks = np.zeros((tokens, rule.layers + 1, tokens, rule.layers + 1), dtype=bool)
     for cell in grid(rule, tokens):
-        for t, layer in ancestors(rule, cell):
-            masks[cell.token, cell.layer, t, layer] = True
+        row = masks[cell.token, cell.layer]
+        for parent in rule.parents(cell):
+            if parent.token < tokens:
+                row |= masks[parent.token, parent.layer]
+                row[parent.token, parent.layer] = True
     return masks
 
 
@@ -282,28 +297,36 @@ class Path(NamedTuple):
     samples: int
 
 
-def longest_path(rule: Graph, src_token: int, dst_token: int) -> Path | None:
+@lru_cache(maxsize=256)
+def longest_paths(rule: Graph, src_token: int, tokens: int) -> tuple[Path | None, ...]:
     """The longest chain of dependent computations from any cell of token `src_token` to any
-    cell of token `dst_token` — the serial depth no amount of parallel hardware removes —
-    counted in layer computations (ties: the one through more sampled tokens). None when no
-    cell of `dst_token` depends on `src_token` (i.e. `dst_token < src_token`).
+    cell of each token 0..tokens-1 — the serial depth no amount of parallel hardware removes —
+    counted in layer computations (ties: the one through more sampled tokens). None for a
+    token no cell of which depends on `src_token` (those before it).
 
-    Dynamic programming in (t, l) order; cells before `src_token` cannot start a chain."""
+    One dynamic programme in (t, l) order; cells before `src_token` cannot start a chain.
+    `rule` must be hashable (the rules are): a page asks for the same paths several times."""
+    best: dict[Cell, tuple[int, int]] = {}  # cell → (computations, samples)
+    for cell in grid(rule, tokens):
+        step = (1, 0) if cell.layer >= 1 else (0, 1)
+        reached = [best[parent] for parent in rule.parents(cell) if parent in best]
+        if reached:
+            longest = max(reached)
+            best[cell] = (longest[0] + step[0], longest[1] + step[1])
+        if cell.token == src_token:
+            best[cell] = max(best.get(cell, (0, 0)), (0, 0))
+    paths: list[Path | None] = []
+    for t in range(tokens):
+        ends = [best[(t, k)] for k in range(rule.layers + 1) if (t, k) in best]
+        paths.append(Path(*max(ends)) if ends else None)
+    return tuple(paths)
+
+
+def longest_path(rule: Graph, src_token: int, dst_token: int) -> Path | None:
+    """`longest_paths` from token `src_token` to token `dst_token` alone."""
     if src_token < 0 or dst_token < src_token:
         return None
-    best: dict[Cell, Path] = {}
-    for cell in grid(rule, dst_token + 1):
-        step = Path(1, 0) if cell.layer >= 1 else Path(0, 1)
-        reached = [
-            Path(best[parent].computations + step.computations, best[parent].samples + step.samples)
-            for parent in rule.parents(cell)
-            if parent in best
-        ]
-        if cell.token == src_token:
-            reached.append(Path(0, 0))
-        if reached:
-            best[cell] = max(reached)
-    return max(path for cell, path in best.items() if cell.token == dst_token)
+    return longest_paths(rule, src_token, dst_token + 1)[dst_token]
 
 
 def parallel_over_time(rule: Architecture, tokens: int) -> bool:
@@ -353,10 +376,10 @@ def step_numbers(rule: Architecture, step: int, tokens: int, width: int) -> Step
     top = Cell(step, rule.layers)
     read = {parent for layer in range(rule.layers + 1) for parent in rule.parents((step, layer))}
     cone = ancestors(rule, top)
-    reading = longest_path(rule.reading(), 0, step)
-    generating = longest_path(rule.generating(), 0, step)
-    whole = longest_path(rule.generating(), 0, tokens - 1)
-    assert reading and generating and whole  # token `step` ≥ 0 always depends on token 0
+    reading = longest_paths(rule.reading(), 0, tokens)[step]
+    generating_paths = longest_paths(rule.generating(), 0, tokens)
+    generating, whole = generating_paths[step], generating_paths[-1]
+    assert reading and generating and whole  # every token depends on token 0
     return StepNumbers(
         name=rule.name,
         generation=rule.generation,

@@ -2,85 +2,107 @@
 
 import streamlit as st
 
-from lib.architectures import ARCHITECTURES, make_rule, step_numbers
+from lib import site
 from lib.charts import architectures as charts
-from lib.ui import architectures as ui
-from lib.ui import share, state
+from lib.content import fill
+from lib.pages.architectures import architectures_page
+from lib.ui import draw, resources, state
+from lib.ui.state import bound, bound_in_range
 
-cfg = state.current().config
-rules = {name: make_rule(name, cfg.layers) for name in ARCHITECTURES}
-final = {
-    name: step_numbers(rule, cfg.tokens - 1, cfg.tokens, cfg.width) for name, rule in rules.items()
-}
-tr, rnn, fb = final["transformer"], final["rnn"], final["feedback"]
+cfg = state.view()
+resolved = state.current()
+with st.spinner(fill("architectures", "waiting")):  # a new grid runs three live checks
+    page = architectures_page(cfg, resources.verification)
+cell = page.cell
 
-grid_size = f"{ui.plural(cfg.tokens, 'token')} × {ui.plural(cfg.layers, 'layer')}"
-past_tops = ui.plural(tr.step, "top-layer state")
+st.title(page.title)
+draw.notices(page.notices)
+st.markdown(page.intro)
+st.markdown(page.loop)
 
-st.title("Three ways to carry the past")
-st.markdown(
-    f"""
-A remark from the source threads: a transformer is *pyramidal, not a straight line*. On a grid of
-**{grid_size}**, the longest chain of dependent computations from token 0 to token {tr.step} is
-**{tr.longest_path}** in a transformer of depth {cfg.layers}, since every hop to a later token
-climbs a layer; it is **{rnn.longest_path}** in a stacked RNN and **{fb.longest_path}** in a
-feedback transformer, whose chains run straight through time.
+size, depth, width, token, layer, generation = st.columns([3, 3, 2, 2, 2, 2])
+with size:
+    bound_in_range(st.slider, "tokens", "Tokens")
+with depth:
+    bound_in_range(st.slider, "layers", "Layers")
+with width:
+    bound_in_range(
+        st.number_input,
+        "width",
+        "Width (numbers per vector)",
+        help="Sets the state sizes below; the diagrams do not depend on it.",
+    )
+with token:
+    bound(
+        st.number_input,
+        "token",
+        "Selected token",
+        value=cell.token,
+        auto=page.auto.token,
+        min_value=0,
+        max_value=page.tokens - 1,
+        help="Or click a cell in any diagram.",
+    )
+with layer:
+    bound(
+        st.number_input,
+        "layer",
+        "Selected layer",
+        value=cell.layer,
+        auto=page.auto.layer,
+        min_value=0,
+        max_value=page.layers,
+        help="0 is the token's embedding; or click a cell in any diagram.",
+    )
+with generation:
+    bound(
+        st.segmented_control,
+        "generation",
+        "Generation",
+        options=["off", "on"],
+        required=True,
+        help="Draw the sampled token: the top of token t−1 picks the input of token t.",
+    )
 
-Each shape has its price. Token {tr.step}'s top layer depends on **{tr.past_tops_in_cone} of the
-{past_tops}** of earlier tokens in the transformer ({rnn.past_tops_in_cone} in the RNN,
-{fb.past_tops_in_cone} in the feedback transformer), although its KV cache carries
-{tr.state_values:,} numbers into that step. The RNN squeezes the past into {rnn.state_values:,}
-numbers, the feedback transformer into {fb.state_values:,} (width {cfg.width}); but training on
-{ui.plural(cfg.tokens, "token")} then takes {rnn.training_steps} and {fb.training_steps} steps one
-after another, against {tr.training_steps} for the transformer.
-"""
-)
-
-view = ui.controls(cfg)
-t, layer = view.cell
 key, where = st.columns([3, 2], vertical_alignment="center")
-where.markdown(f"**Selected cell: token {t}, layer {layer}.** Click any cell to move it.")
-key.altair_chart(charts.legend_chart(), width="stretch")
+key.altair_chart(charts.legend_chart(page.role_labels), width="stretch")
+where.markdown(page.selected)
 
-numbers, cells, checks = {}, {}, {}
-for column, (name, rule) in zip(st.columns(3), rules.items(), strict=True):
-    diagram = charts.diagram_data(rule, view.cell, view.tokens)
-    numbers[name] = step_numbers(rule, t, view.tokens, view.width)
-    cells[name] = diagram.cells
+bounds = (page.tokens, page.layers + 1)
+for column, panel in zip(st.columns(3), page.panels, strict=True):
     with column:
-        chart = charts.diagram_chart(diagram)
-        ui.clickable_diagram(chart, name, view)
-        share.chart_downloads(ui.for_export(chart, "diagram"), ui.export_name(view, name))
-        st.caption(
-            f"Backward cone: {ui.plural(diagram.count('past'), 'cell')} · "
-            f"forward reach: {ui.plural(diagram.count('future'), 'cell')}"
+        chart_key = f"diagram-{panel.name}-{cell.token}-{cell.layer}"
+        chart = charts.diagram_chart(panel.diagram)
+        draw.chart(
+            chart,
+            panel.file_name,
+            charts.for_file(chart, "diagram"),
+            key=chart_key,
+            on_select=state.copy_click(
+                chart_key, charts.SELECTION, ("token", "layer"), ("token", "layer"), bounds
+            ),
+            selection_mode=charts.SELECTION,
         )
-        st.markdown(ui.numbers_markdown(numbers[name], view.layers))
-        st.caption(numbers[name].readable_past)
-        with st.spinner("Checking the toy model…"):
-            checks[name] = ui.verification(name, view.tokens, view.layers)
-        st.markdown(
-            f"**Live check on a tiny {rule.label} in torch** ({grid_size}, random weights):  \n"
-            f"{ui.verification_markdown(checks[name])}"
-        )
+        st.caption(panel.cone_caption)
+        st.markdown(panel.numbers_markdown)
+        st.caption(panel.readable)
+        if panel.gain:
+            st.markdown(panel.gain)
+        st.markdown(panel.check_markdown)
 
-size_data = charts.state_size_data(view.layers, view.tokens, view.width)
-path_data = charts.serial_path_data(view.layers, view.tokens)
+st.header(page.state_heading)
+st.markdown(page.real_text)
+st.markdown(page.sufficient)
+
+st.header(page.curves_heading)
 sizes, paths = st.columns(2)
 with sizes:
-    chart = charts.state_size_chart(size_data, t)
-    st.altair_chart(chart, width="stretch")
-    share.chart_downloads(ui.for_export(chart, "curve"), ui.export_name(view, "state-size"))
+    chart = charts.state_size_chart(page.sizes, cell.token, page.curve_labels, *page.size_title)
+    draw.chart(chart, page.files["state-size"], charts.for_file(chart, "curve"))
 with paths:
-    chart = charts.serial_path_chart(path_data, view.layers)
-    st.altair_chart(chart, width="stretch")
-    share.chart_downloads(ui.for_export(chart, "curve"), ui.export_name(view, "serial-path"))
+    chart = charts.serial_path_chart(page.paths, page.curve_labels, *page.path_title)
+    draw.chart(chart, page.files["serial-path"], charts.for_file(chart, "curve"))
 
-ui.flow_link(cfg)
-st.page_link(
-    "views/tracking.py",
-    label="See the difference trained: variable tracking, transformer vs feedback → /tracking",
-    icon="🧮",
-)
-data, table = ui.export_data(view, numbers, cells, checks, size_data, path_data)
-share.data_downloads(ui.PAGE, cfg, ui.export_name(view), data, table)
+for path, label in page.links.items():
+    st.page_link(site.page(path).file, label=label, icon=site.page(path).icon)
+draw.data_downloads(resolved, page.files["data"], page, page.table)

@@ -1,93 +1,130 @@
 """Charts of the /architectures page: the three dependency diagrams and two comparison curves.
 
 The diagrams draw each rule of `lib.architectures` on the token × layer grid; a selected cell
-colours its backward cone and forward reach. The feedback transformer is drawn through its memory
+marks its backward cone and forward reach. Colour never works alone: the selected cell is black
+and larger, the backward cone filled blue with solid lines, the forward reach hollow with a
+dashed vermilion outline and dashed lines. The feedback transformer is drawn through its memory
 nodes m_i (a row above the grid) instead of its every cell-to-cell edge: the same dependencies
-with far fewer lines. Data builders are pure and tested; chart builders take their output.
+with far fewer lines. While generating, a wire from the top of token t−1 down the gap to the
+embedding of token t draws the sampled token. Data builders are pure and tested; chart builders
+take their output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import altair as alt
 import pandas as pd
 
 from lib.architectures import (
-    ARCHITECTURES,
     Architecture,
-    Cell,
     FeedbackRule,
     Memory,
     Node,
-    cone_mask,
     edges,
     grid,
-    longest_path,
-    make_rule,
 )
+from lib.charts import palette
+from lib.stepping import Cell
 
 Role = Literal["selected", "past", "future", "none"]
-ROLE_LABELS: dict[Role, str] = {
-    "selected": "selected cell",
-    "past": "backward cone",
-    "future": "forward reach",
-    "none": "not connected",
+ROLES: tuple[Role, ...] = ("selected", "past", "future", "none")
+FILL = {
+    "selected": palette.BLACK,
+    "past": palette.BLUE,
+    "future": palette.WHITE,
+    "none": palette.LIGHT,
 }
-ROLE_COLORS: dict[Role, str] = {
-    "selected": "#d62728",
-    "past": "#1f77b4",
-    "future": "#ff7f0e",
-    "none": "#d0d0d0",
+STROKE = {
+    "selected": palette.BLACK,
+    "past": palette.BLUE,
+    "future": palette.VERMILION,
+    "none": palette.GREY,
 }
-ARCH_COLORS = {"transformer": "#1f77b4", "rnn": "#2ca02c", "feedback": "#9467bd"}
+STROKE_WIDTH = {"selected": 2.0, "past": 1.0, "future": 2.0, "none": 0.5}
+DASH = {"selected": [1, 0], "past": [1, 0], "future": [3, 2], "none": [1, 0]}
+LINE = {
+    "selected": palette.BLACK,
+    "past": palette.BLUE,
+    "future": palette.VERMILION,
+    "none": palette.GREY,
+}
+HALF = {"selected": 0.42, "past": 0.3, "future": 0.3, "none": 0.3}  # half a cell's side
+ARCH_STYLE = {  # colour and point shape of each architecture in the curves
+    "transformer": (palette.BLUE, "circle"),
+    "rnn": (palette.ORANGE, "square"),
+    "feedback": (palette.GREEN, "triangle-up"),
+}
 SELECTION = "cell"  # the name of the click selection on the diagrams' cells
-CURVE_HEIGHT = 300
+CURVE_HEIGHT = 240
 DENSE_LINES = 300  # above this many lines, highlighted lines are drawn fainter
 MIN_COLUMNS = 4  # the diagrams are at least this many tokens wide
-CELL_HALF = 0.3  # half the side of a drawn cell, in grid units
+WIRE_TOP = 0.45  # how far above the top row the sampled-token wire runs
+HIDDEN = {"export": False}
+FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")  # height stays the plot's
+FILE_WIDTHS = {"diagram": 400, "curve": 560}  # figures as files have no column to fill
 
 
 def drawn_edges(rule: Architecture, tokens: int) -> tuple[tuple[Node, Node], ...]:
     """The lines to draw: every rule edge, except that the feedback transformer is drawn
-    through its memories (cells → m_i → later cells) plus its in-token edges."""
-    if isinstance(rule, FeedbackRule):
-        in_token = tuple(
-            ((t, layer - 1), (t, layer))
-            for t in range(tokens)
-            for layer in range(1, rule.layers + 1)
-        )
-        return rule.memory_edges(tokens) + in_token
-    return edges(rule, tokens)
+    through its memories (cells → m_i → later cells) plus its in-token edges and, while
+    generating, the sampled-token edges."""
+    if not isinstance(rule, FeedbackRule):
+        return edges(rule, tokens)
+    in_token = tuple(
+        (Cell(t, layer - 1), Cell(t, layer))
+        for t in range(tokens)
+        for layer in range(1, rule.layers + 1)
+    )
+    sampled = tuple((parent, cell) for parent, cell in edges(rule, tokens) if cell.layer == 0)
+    return rule.memory_edges(tokens) + in_token + sampled
 
 
-def node_roles(rule: Architecture, cell: Cell, tokens: int) -> dict[Node, Role]:
-    """The role of every drawn node when `cell` is selected.
+def reachable(graph: Sequence[tuple[Node, Node]], start: Node, forward: bool) -> set[Node]:
+    """The nodes `start` reaches along `graph` (forward) or that reach it (backward)."""
+    following: dict[Node, list[Node]] = defaultdict(list)
+    for parent, child in graph:
+        source, target = (parent, child) if forward else (child, parent)
+        following[source].append(target)
+    found: set[Node] = set()
+    todo = [start]
+    while todo:
+        for node in following[todo.pop()]:
+            if node not in found:
+                found.add(node)
+                todo.append(node)
+    return found
 
-    A memory m_i takes the role of its token's top cell (i, L): the top cell feeds nothing but
-    m_i, so m_i lies on a path into `cell` exactly when (i, L) does; and any cell of token i that
-    `cell` reaches also reaches (i, L) up the token, so m_i is in the forward reach exactly when
-    (i, L) is (or is `cell` itself)."""
-    past = cone_mask(rule, cell, tokens, "past")  # (T, L+1)
-    future = cone_mask(rule, cell, tokens, "future")  # (T, L+1)
-    roles: dict[Node, Role] = {}
-    for node in grid(rule, tokens):
-        roles[node] = (
-            "selected"
-            if node == cell
-            else "past"
-            if past[node]
-            else "future"
-            if future[node]
-            else "none"
-        )
-    if isinstance(rule, FeedbackRule):
-        for i in range(tokens):
-            top = roles[(i, rule.layers)]
-            roles[Memory(i)] = "future" if top == "selected" else top
-    return roles
+
+def node_roles(
+    rule: Architecture,
+    cell: Cell,
+    tokens: int,
+    graph: Sequence[tuple[Node, Node]] | None = None,
+) -> dict[Node, Role]:
+    """The role of every drawn node (cells and memories) when `cell` is selected: reachability
+    on the drawn graph (`drawn_edges`, unless given), into `cell` (past) or out of it (future)."""
+    graph = drawn_edges(rule, tokens) if graph is None else graph
+    past, future = reachable(graph, cell, False), reachable(graph, cell, True)
+    nodes = [*grid(rule, tokens), *(Memory(i) for i in range(tokens) if _has_memory(rule))]
+    return {
+        node: "selected"
+        if node == cell
+        else "past"
+        if node in past
+        else "future"
+        if node in future
+        else "none"
+        for node in nodes
+    }
+
+
+def _has_memory(rule: Architecture) -> bool:
+    return isinstance(rule, FeedbackRule)
 
 
 def edge_role(parent: Role, child: Role) -> Role:
@@ -105,41 +142,63 @@ def position(node: Node, layers: int) -> tuple[float, float]:
     (which writes it) and token i+1 (the first to read it)."""
     if isinstance(node, Memory):
         return node.token + 0.5, layers + 1
-    return float(node[0]), float(node[1])
+    return float(node.token), float(node.layer)
+
+
+def wire(parent: Cell, child: Cell) -> list[tuple[float, float]]:
+    """The sampled-token wire from the top cell `parent` to the embedding `child`: up out of the
+    top cell, along to the gap between the two tokens, down the gap, into the embedding from
+    the left."""
+    gap = child.token - 0.5
+    top = parent.layer + WIRE_TOP
+    return [
+        (parent.token, parent.layer + HALF["none"]),
+        (parent.token, top),
+        (gap, top),
+        (gap, 0.0),
+        (child.token - HALF["none"], 0.0),
+    ]
 
 
 @dataclass(frozen=True)
 class Diagram:
     """What one diagram draws: cells (token, layer, role, meaning), memories (token, x, y, role,
-    meaning, label) and lines (x, y, x2, y2, role), highlighted lines last so they are drawn on
-    top. `meaning` is the role in words, for tooltips."""
+    meaning, label), lines (x, y, x2, y2, role), highlighted lines last so they are drawn on top,
+    and the sampled-token wires (wire, order, x, y, role) with their arrowheads (x, y, role).
+    `meaning` is the role in words, for tooltips."""
 
     name: str
     label: str
     tokens: int
     layers: int
+    generation: bool
     cells: pd.DataFrame
-    memories: pd.DataFrame
-    lines: pd.DataFrame
+    memories: pd.DataFrame = field(metadata=HIDDEN)
+    lines: pd.DataFrame = field(metadata=HIDDEN)
+    wires: pd.DataFrame = field(metadata=HIDDEN)
+    arrows: pd.DataFrame = field(metadata=HIDDEN)
 
     def count(self, role: Role) -> int:
         """How many cells (memories aside) have `role`: the sizes of the cone and the reach."""
         return int((self.cells["role"] == role).sum())
 
 
-def diagram_data(rule: Architecture, cell: Cell, tokens: int) -> Diagram:
-    """The nodes and lines of `rule` over `tokens` tokens, coloured for the selected `cell`."""
-    roles = node_roles(rule, cell, tokens)
+def diagram_data(
+    rule: Architecture, cell: Cell, tokens: int, meanings: Mapping[Role, str]
+) -> Diagram:
+    """The nodes and lines of `rule` over `tokens` tokens, marked for the selected `cell`;
+    `meanings` names each role for the tooltips."""
+    graph = drawn_edges(rule, tokens)
+    roles = node_roles(rule, cell, tokens, graph)
     cells = pd.DataFrame(
-        [{"token": t, "layer": layer, "role": roles[(t, layer)]} for t, layer in grid(rule, tokens)]
+        [
+            {"token": t, "layer": layer, "role": roles[Cell(t, layer)]}
+            for t, layer in grid(rule, tokens)
+        ]
     )
     memories = pd.DataFrame(
         [
-            {
-                "token": node.token,
-                "role": role,
-                "label": f"m{node.token}: a mix of layers 0–{rule.layers} of token {node.token}",
-            }
+            {"token": node.token, "role": role, "label": f"m{node.token}"}
             for node, role in roles.items()
             if isinstance(node, Memory)
         ],
@@ -147,23 +206,59 @@ def diagram_data(rule: Architecture, cell: Cell, tokens: int) -> Diagram:
     )
     memories["x"], memories["y"] = memories["token"] + 0.5, rule.layers + 1
     for frame in (cells, memories):
-        frame["meaning"] = frame["role"].map(ROLE_LABELS)
-    rows = []
-    for parent, child in drawn_edges(rule, tokens):
+        frame["meaning"] = frame["role"].map(meanings)
+    rows, wires, arrows = [], [], []
+    for parent, child in graph:
+        role = edge_role(roles[parent], roles[child])
+        if isinstance(child, Cell) and child.layer == 0:  # the sampled token
+            for order, (x, y) in enumerate(wire(parent, child)):
+                wires.append({"wire": child.token, "order": order, "x": x, "y": y, "role": role})
+            arrows.append({"x": child.token - HALF["none"] - 0.04, "y": 0.0, "role": role})
+            continue
         (x, y), (x2, y2) = position(parent, rule.layers), position(child, rule.layers)
-        rows.append(
-            {"x": x, "y": y, "x2": x2, "y2": y2, "role": edge_role(roles[parent], roles[child])}
-        )
+        rows.append({"x": x, "y": y, "x2": x2, "y2": y2, "role": role})
     lines = pd.DataFrame(rows, columns=["x", "y", "x2", "y2", "role"])
     lines = lines.sort_values("role", key=lambda role: role != "none", kind="stable")
-    return Diagram(rule.name, rule.label, tokens, rule.layers, cells, memories, lines)
+    return Diagram(
+        rule.name,
+        rule.label,
+        tokens,
+        rule.layers,
+        rule.generation,
+        cells,
+        memories,
+        lines,
+        pd.DataFrame(wires, columns=["wire", "order", "x", "y", "role"]),
+        pd.DataFrame(arrows, columns=["x", "y", "role"]),
+    )
 
 
-def _role_color() -> alt.Color:
-    return alt.Color(
-        "role:N",
-        scale=alt.Scale(domain=list(ROLE_COLORS), range=list(ROLE_COLORS.values())),
-        legend=None,
+def _scale(values: Mapping[Role, object]) -> alt.Scale:
+    return alt.Scale(domain=list(ROLES), range=[values[role] for role in ROLES])
+
+
+def _cell_marks(frame: pd.DataFrame, x: alt.X, y: alt.Y) -> alt.Chart:
+    """Cells drawn by role: fill, outline colour, width and dash, and size (selected larger)."""
+    half = "datum.role == 'selected' ? {} : {}".format(HALF["selected"], HALF["none"])
+    return (
+        alt.Chart(frame)
+        .transform_calculate(
+            x0=f"datum.token - ({half})",
+            x1=f"datum.token + ({half})",
+            y0=f"datum.layer - ({half})",
+            y1=f"datum.layer + ({half})",
+        )
+        .mark_rect()
+        .encode(
+            x=x,
+            x2="x1:Q",
+            y=y,
+            y2="y1:Q",
+            fill=alt.Fill("role:N", scale=_scale(FILL), legend=None),
+            stroke=alt.Stroke("role:N", scale=_scale(STROKE), legend=None),
+            strokeWidth=alt.StrokeWidth("role:N", scale=_scale(STROKE_WIDTH), legend=None),
+            strokeDash=alt.StrokeDash("role:N", scale=_scale(DASH), legend=None),
+        )
     )
 
 
@@ -173,18 +268,26 @@ def diagram_chart(diagram: Diagram) -> alt.LayerChart:
     top = diagram.layers + (1 if has_memory else 0)
     columns = max(diagram.tokens, MIN_COLUMNS)  # a short run keeps cells of a sensible width
     x_scale = alt.Scale(domain=[-0.5, columns - 0.5], nice=False, zero=False)
-    y_scale = alt.Scale(domain=[-0.5, top + 0.5], nice=False, zero=False)
+    y_scale = alt.Scale(domain=[-0.55, top + 0.55], nice=False, zero=False)
+    every = 2 if diagram.tokens > 8 else 1  # token labels stay legible on a phone
     x_axis = alt.Axis(
-        values=list(range(diagram.tokens)), format="d", grid=False, title="token", tickSize=0
+        values=list(range(0, diagram.tokens, every)),
+        format="d",
+        grid=False,
+        title="token",
+        tickSize=0,
     )
-    y_labels = f"datum.value > {diagram.layers} ? 'memory' : datum.value"
+    y_labels = f"datum.value > {diagram.layers} ? 'mem' : datum.value"
     y_axis = alt.Axis(
         values=list(range(top + 1)), grid=False, title="layer", labelExpr=y_labels, tickSize=0
     )
-    color = _role_color()
+    x = alt.X("x0:Q", scale=x_scale, axis=x_axis)
+    y = alt.Y("y0:Q", scale=y_scale, axis=y_axis)
+    color = alt.Color("role:N", scale=_scale(LINE), legend=None)
+    dash = alt.StrokeDash("role:N", scale=_scale(DASH), legend=None)
     # Hundreds of highlighted lines (a large feedback grid) would merge into one blot.
     dense = len(diagram.lines) > DENSE_LINES
-    opacity, width = (0.3, 0.7) if dense else (0.8, 1.4)
+    opacity, width = (0.35, 0.8) if dense else (0.85, 1.4)
     lines = (
         alt.Chart(diagram.lines)
         .mark_rule()
@@ -194,40 +297,54 @@ def diagram_chart(diagram: Diagram) -> alt.LayerChart:
             x2="x2:Q",
             y2="y2:Q",
             color=color,
-            opacity=alt.condition("datum.role == 'none'", alt.value(0.35), alt.value(opacity)),
+            strokeDash=dash,
+            opacity=alt.condition("datum.role == 'none'", alt.value(0.3), alt.value(opacity)),
             strokeWidth=alt.condition("datum.role == 'none'", alt.value(0.7), alt.value(width)),
         )
     )
     selection = alt.selection_point(name=SELECTION, fields=["token", "layer"], on="click")
     cells = (
-        alt.Chart(diagram.cells)
-        .transform_calculate(
-            x0=f"datum.token - {CELL_HALF}",
-            x1=f"datum.token + {CELL_HALF}",
-            y0=f"datum.layer - {CELL_HALF}",
-            y1=f"datum.layer + {CELL_HALF}",
-        )
-        .mark_rect(cursor="pointer", stroke="white", strokeWidth=1)
-        .encode(
-            x=alt.X("x0:Q", scale=x_scale, axis=x_axis),
-            x2="x1:Q",
-            y=alt.Y("y0:Q", scale=y_scale, axis=y_axis),
-            y2="y1:Q",
-            color=color,
-            tooltip=["token:Q", "layer:Q", alt.Tooltip("meaning:N", title="here")],
-        )
+        _cell_marks(diagram.cells, x, y)
+        .mark_rect(cursor="pointer")
+        .encode(tooltip=["token:Q", "layer:Q", alt.Tooltip("meaning:N", title="here")])
         .add_params(selection)
     )
-    layers = [lines, cells]
-    diamond = min(120, 12_000 // diagram.tokens**2)  # about half a token's width on screen
-    if has_memory:
-        memories = (
-            alt.Chart(diagram.memories)
-            .mark_point(shape="diamond", filled=True, size=diamond, opacity=1)
+    layers = [lines]
+    if not diagram.wires.empty:
+        wires = (
+            alt.Chart(diagram.wires)
+            .mark_line(strokeWidth=2.2, opacity=0.9)
+            .encode(
+                x=alt.X("x:Q", scale=x_scale, axis=x_axis),
+                y=alt.Y("y:Q", scale=y_scale, axis=y_axis),
+                order="order:Q",
+                detail="wire:N",
+                color=color,
+                strokeDash=dash,
+            )
+        )
+        arrows = (
+            alt.Chart(diagram.arrows)
+            .mark_point(shape="triangle-right", filled=True, size=40, opacity=1)
             .encode(
                 x=alt.X("x:Q", scale=x_scale, axis=x_axis),
                 y=alt.Y("y:Q", scale=y_scale, axis=y_axis),
                 color=color,
+            )
+        )
+        layers += [wires, arrows]
+    layers.append(cells)
+    diamond = min(120, 12_000 // diagram.tokens**2)  # about half a token's width on screen
+    if has_memory:
+        memories = (
+            alt.Chart(diagram.memories)
+            .mark_point(shape="diamond", size=diamond, opacity=1)
+            .encode(
+                x=alt.X("x:Q", scale=x_scale, axis=x_axis),
+                y=alt.Y("y:Q", scale=y_scale, axis=y_axis),
+                fill=alt.Fill("role:N", scale=_scale(FILL), legend=None),
+                stroke=alt.Stroke("role:N", scale=_scale(STROKE), legend=None),
+                strokeWidth=alt.value(1.5),
                 tooltip=[
                     alt.Tooltip("label:N", title="memory"),
                     alt.Tooltip("meaning:N", title="here"),
@@ -236,104 +353,153 @@ def diagram_chart(diagram: Diagram) -> alt.LayerChart:
         )
         layers.append(memories)
     # The same height for the three diagrams, memory row or not, so the text below lines up.
-    height = min(400, max(200, 46 * (diagram.layers + 2)))
-    return alt.layer(*layers).properties(height=height, width="container", title=diagram.label)
+    height = min(340, max(170, 38 * (diagram.layers + 2)))
+    return alt.layer(*layers).properties(
+        height=height, width="container", title=diagram.label, autosize=FIT_WIDTH
+    )
 
 
-def legend_chart() -> alt.LayerChart:
-    """The diagrams' colour key, drawn once for the three (same colours, not three legends)."""
+def legend_chart(labels: Mapping[str, str], columns: int = 3) -> alt.LayerChart:
+    """The diagrams' key, drawn once for the three: a cell of each role and, when `labels` has
+    a "sampled" entry, the sampled-token wire; `columns` entries per row, so it fits a phone."""
+    entries = [role for role in ROLES if role in labels] + (
+        ["sampled"] if "sampled" in labels else []
+    )
     key = pd.DataFrame(
         [
-            {"slot": i, "role": role, "label": ROLE_LABELS[role]}
-            for i, role in enumerate(ROLE_COLORS)
+            {"slot": i % columns, "row": i // columns, "role": entry, "label": labels[entry]}
+            for i, entry in enumerate(entries)
         ]
     )
-    x = alt.X("slot:Q", axis=None, scale=alt.Scale(domain=[-0.1, len(key)]))
-    squares = alt.Chart(key).mark_square(size=140, opacity=1).encode(x=x, color=_role_color())
-    labels = alt.Chart(key).mark_text(align="left", dx=10, fontSize=13).encode(x=x, text="label:N")
-    return alt.layer(squares, labels).properties(height=24, width="container")
+    rows = int(key["row"].max()) + 1
+    x = alt.X("slot:Q", axis=None, scale=alt.Scale(domain=[-0.08, columns], nice=False))
+    y = alt.Y(
+        "row:Q", axis=None, scale=alt.Scale(domain=[-0.5, rows - 0.5], nice=False, reverse=True)
+    )
+    cells = key[key["role"] != "sampled"]
+    squares = (
+        alt.Chart(cells)
+        .mark_square(size=150, opacity=1)
+        .encode(
+            x=x,
+            y=y,
+            fill=alt.Fill("role:N", scale=_scale(FILL), legend=None),
+            stroke=alt.Stroke("role:N", scale=_scale(STROKE), legend=None),
+            strokeWidth=alt.StrokeWidth("role:N", scale=_scale(STROKE_WIDTH), legend=None),
+            strokeDash=alt.StrokeDash("role:N", scale=_scale(DASH), legend=None),
+        )
+    )
+    sampled = key[key["role"] == "sampled"]
+    wire_key = (
+        alt.Chart(sampled)
+        .mark_point(shape="triangle-right", filled=True, size=90, color=palette.BLACK, opacity=1)
+        .encode(x=x, y=y)
+    )
+    texts = (
+        alt.Chart(key).mark_text(align="left", dx=11, fontSize=13).encode(x=x, y=y, text="label:N")
+    )
+    return alt.layer(squares, wire_key, texts).properties(height=30 * rows, width="container")
 
 
-def _per_architecture(
-    layers: int, tokens: int, row: Callable[[Architecture, int], dict]
-) -> pd.DataFrame:
-    """One row per (architecture, t = 0..tokens-1), labelled with the architecture's names."""
-    rules = [make_rule(name, layers) for name in ARCHITECTURES]
-    return pd.DataFrame(
-        [
-            {"architecture": rule.label, "name": rule.name, **row(rule, t)}
-            for rule in rules
-            for t in range(tokens)
-        ]
+def _arch_encoding(
+    labels: Mapping[str, str], extra: Mapping[str, tuple[str, str]] | None = None
+) -> dict:
+    """Colour and point shape by architecture: two cues for one distinction. `extra` adds
+    series of its own: label → (colour, shape)."""
+    styles = {labels[name]: style for name, style in ARCH_STYLE.items()} | dict(extra or {})
+    legend = alt.Legend(orient="bottom", direction="vertical", title=None, symbolOpacity=1)
+    domain = list(styles)
+    return {
+        "color": alt.Color(
+            "architecture:N",
+            scale=alt.Scale(domain=domain, range=[color for color, _ in styles.values()]),
+            legend=legend,
+        ),
+        "shape": alt.Shape(
+            "architecture:N",
+            scale=alt.Scale(domain=domain, range=[shape for _, shape in styles.values()]),
+            legend=legend,
+        ),
+    }
+
+
+def _zero_based(field_name: str, title: str, top: float) -> alt.Y:
+    """A y axis from exactly 0 to a little above the largest value, with whole-number ticks."""
+    return alt.Y(
+        field_name,
+        title=title,
+        scale=alt.Scale(domain=[0, max(top, 1) * 1.05], nice=False, zero=True),
+        axis=_axis(format=",d", tickMinStep=1),
     )
 
 
-def state_size_data(layers: int, tokens: int, width: int) -> pd.DataFrame:
-    """Bytes carried into step t = 0..tokens-1 by each architecture (float32, hidden `width`)."""
-    return _per_architecture(
-        layers,
-        tokens,
-        lambda rule, t: {
-            "step": t,
-            "values": rule.state_values(t, width),
-            "bytes": rule.state_bytes(t, width),
-        },
-    )
+def _axis(**kwargs: object) -> alt.Axis:
+    """An axis whose end labels stay on their ticks (Streamlit's theme flushes them inwards,
+    which draws a 0 label above the zero line)."""
+    return alt.Axis(labelFlush=False, **kwargs)
 
 
-def serial_path_data(layers: int, tokens: int) -> pd.DataFrame:
-    """Longest serial path from token 0 to token d, for d = 0..tokens-1, per architecture."""
-    return _per_architecture(
-        layers, tokens, lambda rule, d: {"distance": d, "path": longest_path(rule, 0, d)}
-    )
-
-
-def _arch_color() -> alt.Color:
-    labels = [make_rule(name, 1).label for name in ARCH_COLORS]
-    return alt.Color(
-        "architecture:N",
-        scale=alt.Scale(domain=labels, range=list(ARCH_COLORS.values())),
-        legend=alt.Legend(orient="bottom", title=None),
-    )
-
-
-def state_size_chart(data: pd.DataFrame, step: int) -> alt.LayerChart:
+def state_size_chart(
+    data: pd.DataFrame, step: int, labels: Mapping[str, str], title: str, subtitle: str
+) -> alt.LayerChart:
     """State carried into step t against t; a vertical rule marks the selected step."""
     curves = (
         alt.Chart(data)
-        .mark_line(point=True)
+        .mark_line(point=alt.OverlayMarkDef(size=45, filled=True))
         .encode(
-            x=alt.X("step:Q", title="step t (tokens already seen)", axis=alt.Axis(format="d")),
-            y=alt.Y("bytes:Q", title="bytes"),
-            color=_arch_color(),
+            x=alt.X(
+                "step:Q",
+                title="step t (tokens already seen)",
+                axis=_axis(format="d", tickMinStep=1),
+            ),
+            y=_zero_based("bytes:Q", "bytes", float(data["bytes"].max())),
             tooltip=["architecture:N", "step:Q", "values:Q", "bytes:Q"],
+            **_arch_encoding(labels),
         )
     )
     marker = (
-        alt.Chart(pd.DataFrame({"step": [step]})).mark_rule(strokeDash=[4, 4]).encode(x="step:Q")
+        alt.Chart(pd.DataFrame({"step": [step]}))
+        .mark_rule(strokeDash=[4, 4], color=palette.GREY)
+        .encode(x="step:Q")
     )
-    title = alt.Title(
-        "State size against tokens", subtitle="bytes carried into step t (float32); dashed: t"
+    return alt.layer(curves, marker).properties(
+        height=CURVE_HEIGHT,
+        width="container",
+        title=alt.Title(title, subtitle=subtitle.split("; ")),
+        autosize=FIT_WIDTH,
     )
-    return alt.layer(curves, marker).properties(height=CURVE_HEIGHT, width="container", title=title)
 
 
-def serial_path_chart(data: pd.DataFrame, layers: int) -> alt.LayerChart:
-    """Longest serial path against distance in tokens; a dashed rule marks the depth L."""
-    curves = (
-        alt.Chart(data)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("distance:Q", title="distance in tokens", axis=alt.Axis(format="d")),
-            y=alt.Y("path:Q", title="computations"),
-            color=_arch_color(),
-            tooltip=["architecture:N", "distance:Q", "path:Q"],
-        )
+def serial_path_chart(
+    data: pd.DataFrame, labels: Mapping[str, str], title: str, subtitle: str
+) -> alt.LayerChart:
+    """Longest serial path against distance in tokens: thin solid lines over a fixed text, wide
+    dashed ones while generating (`mode`), drawn underneath so a line that coincides with one of
+    the first stays visible around it; generating series that coincide are one series (its
+    `architecture` says so)."""
+    top = float(data["path"].max())
+    x = alt.X("distance:Q", title="distance in tokens", axis=_axis(format="d", tickMinStep=1))
+    y = _zero_based("path:Q", "layer computations in a row", top)
+    encoding = _arch_encoding(labels, {labels["all"]: (palette.BLACK, "diamond")})
+    tooltip = ["architecture:N", "mode:N", "distance:Q", "path:Q"]
+    generating = (
+        alt.Chart(data[data["mode"] == labels["generating"]])
+        .mark_line(strokeWidth=5, opacity=0.5, strokeDash=[7, 4])
+        .encode(x=x, y=y, detail="series:N", tooltip=tooltip, **encoding)
     )
-    depth = pd.DataFrame({"path": [layers]})
-    rule = alt.Chart(depth).mark_rule(strokeDash=[4, 4], color="gray").encode(y="path:Q")
-    title = alt.Title(
-        "Longest serial path against distance",
-        subtitle=f"dependent computations in a row, token 0 → token d; dashed: depth L = {layers}",
+    reading = (
+        alt.Chart(data[data["mode"] == labels["reading"]])
+        .mark_line(strokeWidth=2, point=alt.OverlayMarkDef(size=45, filled=True))
+        .encode(x=x, y=y, detail="series:N", tooltip=tooltip, **encoding)
     )
-    return alt.layer(curves, rule).properties(height=CURVE_HEIGHT, width="container", title=title)
+    return alt.layer(generating, reading).properties(
+        height=CURVE_HEIGHT,
+        width="container",
+        title=alt.Title(title, subtitle=subtitle.split("; ")),
+        autosize=FIT_WIDTH,
+    )
+
+
+def for_file(chart: alt.TopLevelMixin, kind: Literal["diagram", "curve"]) -> alt.TopLevelMixin:
+    """The chart as drawn, at a fixed width for a file (a shallow copy: no data is copied)."""
+    return chart.properties(width=FILE_WIDTHS[kind])

@@ -1,10 +1,11 @@
-"""The /architectures data builders: roles of drawn nodes and lines, click → cell, curves, the
-per-step numbers under each diagram, and the figures as exported files."""
+"""The /architectures figures: what each node and line of a diagram is marked as, the cues that
+tell the marks apart without colour, the sampled-token wires, the curves' axes, a click → cell,
+and the figures as files."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
+import itertools
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
@@ -14,10 +15,8 @@ from PIL import Image
 from lib import export
 from lib.architectures import (
     ARCHITECTURES,
-    Cell,
     FeedbackRule,
     Memory,
-    Node,
     RNNRule,
     TransformerRule,
     ancestors,
@@ -25,147 +24,203 @@ from lib.architectures import (
     edges,
     grid,
     make_rule,
-    parallel_over_time,
-    step_numbers,
 )
-from lib.charts import clicked
+from lib.charts import clicked, palette
 from lib.charts.architectures import (
+    DASH,
+    FILE_WIDTHS,
+    FILL,
+    HALF,
+    ROLES,
     SELECTION,
     diagram_chart,
     diagram_data,
     drawn_edges,
     edge_role,
+    for_file,
     legend_chart,
     node_roles,
     serial_path_chart,
-    serial_path_data,
     state_size_chart,
-    state_size_data,
 )
+from lib.config import ViewConfig
+from lib.pages.architectures import architectures_page
+from lib.stepping import Cell
 from lib.toy import verify
-from lib.ui.architectures import (
-    EXPORT_WIDTHS,
-    GridView,
-    export_name,
-    for_export,
-    numbers_markdown,
-    plural,
-    verification_markdown,
-)
 
 NAMES = sorted(ARCHITECTURES)
 GRIDS = [(1, 1), (3, 2), (4, 3)]  # (tokens, layers)
-
-
-def reach(graph: tuple[tuple[Node, Node], ...], start: Node, forward: bool) -> set[Node]:
-    """Brute-force reachability over drawn edges: what `start` reaches (or is reached from)."""
-    found: set[Node] = set()
-    todo = [start]
-    while todo:
-        node = todo.pop()
-        for parent, child in graph:
-            source, target = (parent, child) if forward else (child, parent)
-            if source == node and target not in found:
-                found.add(target)
-                todo.append(target)
-    return found
+MEANINGS = {role: role for role in ROLES}
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("generation", [False, True])
 @pytest.mark.parametrize(("tokens", "layers"), GRIDS)
-def test_roles_are_reachability_on_the_drawn_graph(name: str, tokens: int, layers: int) -> None:
-    """Every drawn node and line is coloured exactly when it lies on a path into the selected
-    cell (backward cone) or out of it (forward reach) — memories included."""
-    rule = make_rule(name, layers)
-    graph = drawn_edges(rule, tokens)
+def test_cells_are_marked_with_the_rules_cones(name, generation, tokens, layers) -> None:
+    """The drawn graph (memories and wires included) marks exactly the cells the rule's
+    `parents` put before and after the selected one; a memory m_i is in the backward cone when
+    a cell that reads it is (or is the selection), in the forward reach when a cell that writes
+    it is."""
+    rule = make_rule(name, layers, generation)
     for cell in grid(rule, tokens):
         roles = node_roles(rule, cell, tokens)
-        past, future = reach(graph, cell, forward=False), reach(graph, cell, forward=True)
+        past, future = ancestors(rule, cell), descendants(rule, cell, tokens)
         for node, role in roles.items():
-            expected = (
-                "selected"
-                if node == cell
-                else "past"
-                if node in past
-                else "future"
-                if node in future
-                else "none"
-            )
+            if isinstance(node, Memory):
+                readers = {
+                    (t, k) for t in range(node.token + 1, tokens) for k in range(1, layers + 1)
+                }
+                writers = {(node.token, k) for k in range(layers + 1)}
+                expected = (
+                    "past"
+                    if readers & (past | {cell})
+                    else "future"
+                    if writers & (future | {cell})
+                    else "none"
+                )
+            else:
+                expected = (
+                    "selected"
+                    if node == cell
+                    else "past"
+                    if node in past
+                    else "future"
+                    if node in future
+                    else "none"
+                )
             assert role == expected, (name, cell, node)
-        for parent, child in graph:
-            on_past_path = parent in past and (child in past or child == cell)
-            on_future_path = (parent in future or parent == cell) and child in future
-            role = edge_role(roles[parent], roles[child])
-            assert (role == "past") == on_past_path
-            assert (role == "future") == on_future_path
+
+
+@pytest.mark.parametrize("generation", [False, True])
+def test_the_feedback_drawing_has_the_rules_dependencies(generation: bool) -> None:
+    """Through memories instead of cell-to-cell lines, the same ancestors for every cell."""
+    rule, tokens = FeedbackRule(2, generation), 3
+    graph = drawn_edges(rule, tokens)
+    assert len(graph) < len(edges(rule, tokens)) + 3 * 3  # fewer lines than the rule's pairs
+    for cell in grid(rule, tokens):
+        reached, todo = set(), [cell]
+        while todo:
+            node = todo.pop()
+            for parent, child in graph:
+                if child == node and parent not in reached:
+                    reached.add(parent)
+                    todo.append(parent)
+        assert {node for node in reached if not isinstance(node, Memory)} == ancestors(rule, cell)
+
+
+def test_lines_are_marked_by_their_ends() -> None:
+    assert edge_role("past", "selected") == edge_role("past", "past") == "past"
+    assert edge_role("selected", "future") == edge_role("future", "future") == "future"
+    assert edge_role("past", "future") == edge_role("none", "past") == "none"
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_cell_roles_are_the_rules_cones(name: str) -> None:
-    rule, tokens, cell = make_rule(name, 3), 5, (2, 1)
-    roles = node_roles(rule, cell, tokens)
-    past = {node for node, role in roles.items() if role == "past" and not isinstance(node, Memory)}
-    future = {
-        node for node, role in roles.items() if role == "future" and not isinstance(node, Memory)
-    }
-    assert past == ancestors(rule, cell)
-    assert future == descendants(rule, cell, tokens)
-
-
-def test_drawn_edges() -> None:
-    assert drawn_edges(TransformerRule(2), 3) == edges(TransformerRule(2), 3)
-    assert drawn_edges(RNNRule(2), 3) == edges(RNNRule(2), 3)
-    feedback = FeedbackRule(2)
-    drawn = drawn_edges(feedback, 3)
-    # 9 memory writes + 2 layers × (0+1+2) reads + 3 tokens × 2 in-token edges = 21, not the
-    # 24 cell-to-cell edges of `edges` (the saving grows with T and L).
-    assert len(drawn) == 9 + 6 + 6
-    assert ((1, 0), (1, 1)) in drawn and ((1, 1), Memory(1)) in drawn
-    # Between two cells, only in-token edges: the past arrives through the memories alone.
-    cell_to_cell = [(a, b) for a, b in drawn if not isinstance(a, Memory)]
-    cell_to_cell = [(a, b) for a, b in cell_to_cell if not isinstance(b, Memory)]
-    assert len(cell_to_cell) == 6 and all(a[0] == b[0] for a, b in cell_to_cell)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_diagram_data_shapes(name: str) -> None:
-    rule, tokens, cell = make_rule(name, 4), 6, (5, 1)
-    diagram = diagram_data(rule, cell, tokens)
+def test_diagram_data(name: str) -> None:
+    rule, tokens, cell = make_rule(name, 4), 6, Cell(5, 1)
+    diagram = diagram_data(rule, cell, tokens, MEANINGS)
     assert len(diagram.cells) == tokens * (rule.layers + 1)
     selected = diagram.cells[diagram.cells["role"] == "selected"]
     assert list(zip(selected["token"], selected["layer"], strict=True)) == [cell]
     assert diagram.count("past") == len(ancestors(rule, cell))
     assert diagram.count("future") == len(descendants(rule, cell, tokens))
-    assert len(diagram.lines) == len(drawn_edges(rule, tokens))
     assert len(diagram.memories) == (tokens if isinstance(rule, FeedbackRule) else 0)
+    assert diagram.wires.empty and diagram.arrows.empty  # over a text: no sampled token
     # Highlighted lines come last, so they are drawn over the grey ones.
     highlighted = (diagram.lines["role"] != "none").to_numpy()
     assert highlighted.any() and not np.any(highlighted[:-1] & ~highlighted[1:])
 
 
-def test_memories_sit_above_the_grid_between_writer_and_first_reader() -> None:
-    diagram = diagram_data(FeedbackRule(3), (1, 2), 4)
-    assert diagram.memories["y"].eq(4).all()
-    assert diagram.memories["x"].tolist() == [0.5, 1.5, 2.5, 3.5]
-    # (1, 2) reads m_0 (backward cone); it reaches (1, 3), hence m_1, which every later layer
-    # reads, so every later memory is in its forward reach.
-    assert diagram.memories["role"].tolist() == ["past", "future", "future", "future"]
+@pytest.mark.parametrize("name", NAMES)
+def test_sampled_token_wires_run_down_the_gaps(name: str) -> None:
+    """One wire per sampled token, from the top of token t−1 to the embedding of token t; its
+    vertical run lies in the gap between the two columns, so it crosses no cell."""
+    tokens, layers = 5, 3
+    diagram = diagram_data(make_rule(name, layers, True), Cell(2, 1), tokens, MEANINGS)
+    assert sorted(diagram.wires["wire"].unique()) == [1, 2, 3, 4]
+    assert len(diagram.arrows) == tokens - 1
+    for t, points in diagram.wires.groupby("wire"):
+        xy = list(zip(points.sort_values("order")["x"], points["y"], strict=True))
+        assert xy[0] == (t - 1, layers + HALF["none"]) and xy[-1] == (t - HALF["none"], 0)
+        for (x0, y0), (x1, y1) in itertools.pairwise(xy):
+            if y0 != y1 and y0 > layers and y1 < layers:  # the long way down
+                assert x0 == x1 == t - 0.5
+    # The wires of the selected cell's backward cone are marked: (1, 3) → (2, 0) feeds (2, 1).
+    roles = diagram.wires.groupby("wire")["role"].first()
+    assert roles[2] == "past" and roles[3] == "future"
+
+
+def test_roles_differ_by_more_than_colour() -> None:
+    """Every pair of marks differs in a cue other than hue: size, outline dash, or lightness
+    (a filled mark against a hollow one, or fills of contrast ≥ 3)."""
+    for a, b in itertools.combinations(ROLES, 2):
+        cues = (
+            HALF[a] != HALF[b],
+            DASH[a] != DASH[b],
+            palette.contrast(FILL[a], FILL[b]) >= 3,
+        )
+        assert any(cues), (a, b)
+    assert FILL["selected"] != palette.VERMILION  # not the red next to an orange reach
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_charts_build_with_a_named_click_selection(name: str) -> None:
-    rule = make_rule(name, 2)
-    spec = diagram_chart(diagram_data(rule, (1, 1), 3)).to_dict()
+    rule = make_rule(name, 2, True)
+    spec = diagram_chart(diagram_data(rule, Cell(1, 1), 3, MEANINGS)).to_dict()
     params = spec["params"]  # Altair lifts a layer's selection to the top level
     assert [param["name"] for param in params] == [SELECTION]
     assert params[0]["select"]["fields"] == ["token", "layer"]
-    assert len(spec["layer"]) == (3 if name == "feedback" else 2)  # lines, cells (, memories)
-    for chart in (
-        legend_chart(),
-        state_size_chart(state_size_data(2, 3, 8), 1),
-        serial_path_chart(serial_path_data(2, 3), 2),
-    ):
-        assert chart.to_dict()["layer"]
+    marks = [layer["mark"]["type"] for layer in spec["layer"]]
+    assert marks[:4] == ["rule", "line", "point", "rect"]  # lines, wires, arrows, cells
+    assert len(marks) == (5 if name == "feedback" else 4)  # (memories)
+    assert spec["width"] == "container"  # a phone's column, not a fixed width
+
+
+def test_legend_lists_what_the_diagrams_draw() -> None:
+    labels = {role: f"the {role}" for role in ROLES}
+
+    def listed(chart) -> list[str]:
+        spec = chart.to_dict()
+        return [row["label"] for row in spec["datasets"][spec["layer"][2]["data"]["name"]]]
+
+    assert listed(legend_chart(labels)) == [f"the {role}" for role in ROLES]
+    assert listed(legend_chart(labels | {"sampled": "wire"}))[-1] == "wire"
+
+
+@pytest.fixture(scope="module")
+def curves():
+    page = architectures_page(ViewConfig(tokens=6, layers=4), verify, lambda: None)
+    return (
+        state_size_chart(page.sizes, 3, page.curve_labels, *page.size_title),
+        serial_path_chart(page.paths, page.curve_labels, *page.path_title),
+        page,
+    )
+
+
+def test_curves_start_at_zero_with_room_to_read(curves) -> None:
+    """Zero at the bottom of the plot and labelled on its line (Streamlit's theme flushes end
+    labels inwards), and a plot of at least 200 px, titles and legend around it."""
+    for chart in curves[:2]:
+        spec = chart.to_dict()
+        y = spec["layer"][0]["encoding"]["y"]
+        assert y["scale"]["domain"][0] == 0 and y["axis"]["labelFlush"] is False
+        assert spec["height"] >= 200 and spec["autosize"]["type"] == "fit-x"
+
+
+def test_serial_paths_over_a_text_and_while_generating(curves) -> None:
+    paths = curves[2].paths
+    generating = paths[paths["mode"] == curves[2].curve_labels["generating"]]
+    assert generating["name"].unique().tolist() == ["all"]  # the three coincide
+    assert generating["path"].tolist() == [(d + 1) * 4 for d in range(6)]
+    reading = paths[paths["mode"] == curves[2].curve_labels["reading"]]
+    by_name = {name: rows["path"].tolist() for name, rows in reading.groupby("name")}
+    assert by_name["transformer"] == [4] * 6 and by_name["rnn"] == [4 + d for d in range(6)]
+
+
+def test_state_sizes_follow_the_rules(curves) -> None:
+    sizes = curves[2].sizes
+    for name, rows in sizes.groupby("name"):
+        rule = make_rule(name, 4)
+        assert rows["bytes"].tolist() == [rule.state_bytes(t, 64) for t in range(6)]
 
 
 @pytest.mark.parametrize(
@@ -175,102 +230,13 @@ def test_charts_build_with_a_named_click_selection(name: str) -> None:
         ({"selection": {SELECTION: [{"token": 2.0, "layer": 0.0}]}}, (2, 0)),  # JSON numbers
         ({"selection": {SELECTION: [{"token": 1, "layer": 1}, {"token": 4, "layer": 2}]}}, (4, 2)),
         ({"selection": {SELECTION: []}}, None),  # a click on empty space clears the selection
-        ({"selection": {}}, None),
-        ({}, None),
-        ({"selection": {SELECTION: [{"x": 0.5}]}}, None),  # a line or a memory
-        ({"selection": {SELECTION: [{"token": None, "layer": 1}]}}, None),
+        ({"selection": {SELECTION: [{"x": 0.5}]}}, None),  # a line, a wire or a memory
         ({"selection": {SELECTION: [{"token": 6, "layer": 1}]}}, None),  # off the 6-token grid
         ({"selection": {SELECTION: [{"token": 1, "layer": 5}]}}, None),  # above layer 4
-        ({"selection": {SELECTION: [{"token": -1, "layer": 1}]}}, None),
     ],
 )
-def test_clicked_cell(state: dict, expected: Cell | None) -> None:
+def test_clicked_cell(state: dict, expected) -> None:
     assert clicked(state, SELECTION, ("token", "layer"), (6, 5)) == expected
-
-
-def test_state_size_data() -> None:
-    layers, tokens, width = 3, 5, 16
-    data = state_size_data(layers, tokens, width)
-    assert len(data) == 3 * tokens
-    for name, rows in data.groupby("name"):
-        rule = make_rule(name, layers)
-        assert rows["step"].tolist() == list(range(tokens))
-        assert rows["bytes"].tolist() == [rule.state_bytes(t, width) for t in range(tokens)]
-        growth = set(np.diff(rows["values"]))
-        assert len(growth) == 1  # each is linear in t (the RNN with slope 0)
-        assert (
-            growth.pop() == {"transformer": 2 * layers * width, "rnn": 0, "feedback": width}[name]
-        )
-
-
-def test_serial_path_data() -> None:
-    layers, tokens = 3, 8
-    data = serial_path_data(layers, tokens)
-    paths = {name: rows["path"].tolist() for name, rows in data.groupby("name")}
-    assert max(paths["transformer"]) == layers  # bounded by the depth ...
-    for name in ("rnn", "feedback"):  # ... while the other two keep growing
-        assert (np.diff(paths[name]) > 0).all()
-        assert paths[name][-1] > layers
-
-
-def test_step_numbers_by_hand() -> None:
-    # L = 2, step t = 2 of a 3-token run, width 8: 2 earlier tokens, 2 × 3 = 6 past cells.
-    tr, rnn, fb = (
-        step_numbers(make_rule(name, 2), 2, 3, 8) for name in ("transformer", "rnn", "feedback")
-    )
-    assert (tr.state_values, rnn.state_values, fb.state_values) == (64, 16, 16)
-    assert (tr.state_bytes, rnn.state_bytes, fb.state_bytes) == (256, 64, 64)
-    assert (tr.state_growth, rnn.state_growth, fb.state_growth) == (32, 0, 8)
-    assert (tr.longest_path, rnn.longest_path, fb.longest_path) == (2, 4, 6)
-    assert (tr.training_steps, rnn.training_steps, fb.training_steps) == (2, 4, 6)
-    assert (tr.parallel_over_time, rnn.parallel_over_time, fb.parallel_over_time) == (
-        True,
-        False,
-        False,
-    )
-    assert tr.past_cells == rnn.past_cells == fb.past_cells == 6
-    # Transformer: layers 0 and 1 of both earlier tokens; RNN: (1, 1) and (1, 2); feedback: all.
-    assert (tr.past_cells_read, rnn.past_cells_read, fb.past_cells_read) == (4, 2, 6)
-    # The top cell (2, 2): the transformer never reaches a top layer of the past.
-    assert (tr.past_cells_in_cone, rnn.past_cells_in_cone, fb.past_cells_in_cone) == (4, 6, 6)
-    assert (tr.past_tops_in_cone, rnn.past_tops_in_cone, fb.past_tops_in_cone) == (0, 2, 2)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_parallel_over_time(name: str) -> None:
-    rule = make_rule(name, 3)
-    assert parallel_over_time(rule, 5) == (name == "transformer")
-
-
-def test_numbers_markdown_shows_the_numbers() -> None:
-    numbers = step_numbers(TransformerRule(4), 5, 6, 64)
-    text = numbers_markdown(numbers, 4)
-    assert f"{numbers.state_values:,} values" in text and "+512 per token" in text
-    assert "parallel over time" in text
-    rnn = numbers_markdown(step_numbers(RNNRule(4), 5, 6, 64), 4)
-    assert "fixed size" in rnn and "token after token" in rnn
-
-
-def test_verification_markdown_reports_pass_and_failure() -> None:
-    result = verify("rnn", 3, 2)
-    assert "0 of 81 cell pairs differ" in verification_markdown(result)
-    assert ":material/cancel:" not in verification_markdown(result)
-    wrong = dataclasses.replace(
-        result,
-        autograd_matches_rule=False,
-        mismatched_cells=(((1, 1), (0, 1)),),
-        step_equals_full=False,
-        max_abs_diff=0.5,
-    )
-    text = verification_markdown(wrong)
-    assert "1 of 81 cell pairs differ" in text and "5.0e-01" in text
-    assert text.count(":material/cancel:") == 2
-
-
-def test_plural() -> None:
-    assert plural(1, "token") == "1 token"
-    assert plural(0, "token") == "0 tokens"
-    assert plural(2048, "computation") == "2,048 computations"
 
 
 def mark_paths(svg: str, mark: str) -> list[ElementTree.Element]:
@@ -284,36 +250,27 @@ def mark_paths(svg: str, mark: str) -> list[ElementTree.Element]:
 
 
 def test_a_diagram_exports_as_png_and_svg() -> None:
-    """The feedback diagram (lines, cells and memories) at the page's export width: a PNG that
-    decodes at twice that width, an SVG with one rect per cell and one diamond per memory."""
+    """The feedback diagram while generating (lines, wires, cells, memories) at its file width:
+    a PNG at twice that width, an SVG with one rect per cell and a symbol per memory and arrow."""
     tokens, layers = 3, 2
-    rule = make_rule("feedback", layers)
-    chart = for_export(diagram_chart(diagram_data(rule, (2, 1), tokens)), "diagram")
-    assert chart.to_dict()["width"] == EXPORT_WIDTHS["diagram"]
+    rule = make_rule("feedback", layers, True)
+    chart = for_file(diagram_chart(diagram_data(rule, Cell(2, 1), tokens, MEANINGS)), "diagram")
+    assert chart.to_dict()["width"] == FILE_WIDTHS["diagram"]
     image = Image.open(io.BytesIO(export.chart_png(chart)))
     image.load()
-    assert image.format == "PNG"
-    assert image.width > 2 * EXPORT_WIDTHS["diagram"] and image.height > 2 * 200
+    assert image.format == "PNG" and image.width >= 2 * FILE_WIDTHS["diagram"]
     svg = export.chart_svg(chart)
     assert len(mark_paths(svg, "rect")) == tokens * (layers + 1)
-    assert len(mark_paths(svg, "symbol")) == tokens
+    assert len(mark_paths(svg, "symbol")) == tokens + (tokens - 1)
 
 
-def test_a_curve_exports_wide_enough_for_its_legend() -> None:
-    """Left at "container" width, a server render is 200 px wide and clips the legend."""
-    chart = for_export(state_size_chart(state_size_data(2, 3, 8), 1), "curve")
-    root = ElementTree.fromstring(export.chart_svg(chart))
-    assert float(root.get("width")) > EXPORT_WIDTHS["curve"]
+def test_a_curve_exports_wide_enough_for_its_legend(curves) -> None:
+    root = ElementTree.fromstring(export.chart_svg(for_file(curves[0], "curve")))
+    assert float(root.get("width")) >= FILE_WIDTHS["curve"]
     labels = {node.text for node in root.iter() if node.tag.endswith("text")}
     assert {"Transformer", "RNN (stacked)", "Feedback transformer"} <= labels
 
 
-def test_export_names_follow_what_changes_each_figure() -> None:
-    view = GridView(tokens=6, layers=4, width=64, cell=(5, 1))
-    assert export_name(view, "rnn") == "architectures-tokens6-layers4-token5-layer1-figrnn"
-    assert (
-        export_name(view, "state-size")
-        == "architectures-tokens6-layers4-width64-token5-figstate-size"
-    )
-    assert export_name(view, "serial-path") == "architectures-tokens6-layers4-figserial-path"
-    assert export_name(view) == "architectures-tokens6-layers4-width64-token5-layer1"
+def test_rules_drawn_without_memories_draw_every_edge() -> None:
+    assert drawn_edges(TransformerRule(2), 3) == edges(TransformerRule(2), 3)
+    assert drawn_edges(RNNRule(2, True), 3) == edges(RNNRule(2, True), 3)

@@ -1,12 +1,22 @@
-"""The three dependency rules and the graph numbers derived from them, against hand counts."""
+"""The three dependency rules, the graph numbers derived from them, and the /architectures page
+model: against hand counts, a brute-force search over every path, autograd on the toy models,
+and the real model's own config."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+from functools import cache
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lib import content, export, site, toy
 from lib.architectures import (
     ARCHITECTURES,
     Architecture,
@@ -16,23 +26,35 @@ from lib.architectures import (
     TransformerRule,
     ancestor_masks,
     ancestors,
+    auto_cell,
     cone_mask,
     descendants,
     edges,
     grid,
     longest_path,
     make_rule,
+    step_numbers,
 )
+from lib.config import PARAMS_BY_NAME, ViewConfig
+from lib.models import ModelShape
+from lib.pages.architectures import PAGE, architectures_page, real_model, real_shape
+from lib.stepping import Cell
 
 NAMES = sorted(ARCHITECTURES)
-rules = st.builds(make_rule, st.sampled_from(NAMES), st.integers(min_value=1, max_value=4))
+MAX_TOKENS, MAX_LAYERS = PARAMS_BY_NAME["tokens"].high, PARAMS_BY_NAME["layers"].high
+rules = st.builds(
+    make_rule, st.sampled_from(NAMES), st.integers(min_value=1, max_value=4), st.booleans()
+)
+
+
+# --- the rules ------------------------------------------------------------------------------
 
 
 def test_registry_names() -> None:
     assert NAMES == ["feedback", "rnn", "transformer"]
     for name in NAMES:
-        assert make_rule(name, 3).name == name
-        assert make_rule(name, 3).layers == 3
+        rule = make_rule(name, 3, generation=True)
+        assert (rule.name, rule.layers, rule.generation) == (name, 3, True)
 
 
 def test_bad_input_is_refused() -> None:
@@ -47,9 +69,15 @@ def test_bad_input_is_refused() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_embeddings_have_no_parents(name: str) -> None:
-    rule = make_rule(name, 3)
-    assert all(rule.parents((t, 0)) == () for t in range(5))
+def test_embeddings_have_no_parents_over_a_text_and_one_while_generating(name: str) -> None:
+    reading, generating = make_rule(name, 3), make_rule(name, 3, generation=True)
+    assert all(reading.parents((t, 0)) == () for t in range(5))
+    assert generating.parents((0, 0)) == ()  # the first token is given
+    assert [generating.parents((t, 0)) for t in (1, 4)] == [((0, 3),), ((3, 3),)]
+    # Above the embedding the sampled token changes nothing.
+    assert all(
+        reading.parents(cell) == generating.parents(cell) for cell in grid(reading, 4) if cell[1]
+    )
 
 
 def test_parents_by_hand() -> None:
@@ -61,98 +89,34 @@ def test_parents_by_hand() -> None:
     # Feedback, L = 2: all three cells of token 0 (through m_0), and the layer below now.
     assert FeedbackRule(2).parents((1, 2)) == ((0, 0), (0, 1), (0, 2), (1, 1))
     assert FeedbackRule(2).parents((0, 1)) == ((0, 0),)
+    parents = TransformerRule(2).parents(Cell(1, 1))
+    assert all(isinstance(parent, Cell) for parent in parents)  # the one Cell type
 
 
-def test_ancestors_transformer_3_tokens_2_layers_by_hand() -> None:
-    # (2,2) ← (0,1), (1,1), (2,1); each (i,1) ← (0..i, 0): all of layers 0 and 1, none of layer 2.
+def test_ancestors_by_hand() -> None:
+    # Transformer (2,2) ← (i,1) ← (j,0): all of layers 0 and 1, none of layer 2.
     expected = {(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)}
     assert ancestors(TransformerRule(2), (2, 2)) == expected
-    # Layer 1 never sees a past layer-1 value: only embeddings.
     assert ancestors(TransformerRule(2), (2, 1)) == {(0, 0), (1, 0), (2, 0)}
-
-
-def test_ancestors_rnn_and_feedback_by_hand() -> None:
+    # While generating, (1, 0) is picked by (0, 2): every cell of token 0 is behind it.
+    assert ancestors(TransformerRule(2, True), (1, 0)) == {(0, 0), (0, 1), (0, 2)}
     # RNN (1,1) ← (0,1), (1,0); (0,1) ← (0,0). The top layer of token 0 is out of reach.
     assert ancestors(RNNRule(2), (1, 1)) == {(0, 0), (0, 1), (1, 0)}
     # Feedback (1,1) reads m_0, which mixes all of token 0 including its top layer (0,2).
     assert ancestors(FeedbackRule(2), (1, 1)) == {(0, 0), (0, 1), (0, 2), (1, 0)}
-    # RNN (2,2): every cell of tokens 0 and 1, and the layers below it of token 2.
-    past = {(i, k) for i in range(2) for k in range(3)}
-    assert ancestors(RNNRule(2), (2, 2)) == past | {(2, 0), (2, 1)}
-    assert ancestors(FeedbackRule(2), (2, 2)) == past | {(2, 0), (2, 1)}
 
 
 def test_descendants_by_hand() -> None:
     everything_above_0 = {(t, k) for t in range(3) for k in (1, 2)}
     assert descendants(TransformerRule(2), (0, 0), 3) == everything_above_0
-    # The top of the past feeds nothing in a transformer ...
+    # The top of the past feeds nothing in a transformer over a text ...
     assert descendants(TransformerRule(2), (1, 2), 3) == frozenset()
+    # ... everything of the next tokens while generating ...
+    assert descendants(TransformerRule(2, True), (1, 2), 3) == {(2, 0), (2, 1), (2, 2)}
     # ... only the same layer later in an RNN, and every later layer in a feedback transformer.
     assert descendants(RNNRule(2), (1, 2), 3) == {(2, 2)}
     assert descendants(FeedbackRule(2), (1, 2), 3) == {(2, 1), (2, 2)}
-    assert descendants(RNNRule(2), (1, 1), 3) == {(1, 2), (2, 1), (2, 2)}
-    # Only cells of the first `tokens` tokens are counted.
-    assert descendants(RNNRule(2), (1, 1), 2) == {(1, 2)}
-
-
-@pytest.mark.parametrize(
-    ("tokens", "layers", "src", "dst", "transformer", "rnn", "feedback"),
-    [
-        # Transformer: each edge climbs one layer, so any chain has at most L edges.
-        # RNN: (src,0) → (src,1), then dst-src steps right and L-1 up: dst-src+L.
-        # Feedback: L edges up token src, then for each later token 1 edge from the previous
-        # token's top into its layer 1 and L-1 up: L·(dst-src+1).
-        (3, 2, 0, 2, 2, 4, 6),  # (0,0)→(0,1)→(0,2)→(1,1)→(1,2)→(2,1)→(2,2) is the feedback chain
-        (4, 3, 0, 3, 3, 6, 12),
-        (4, 2, 1, 3, 2, 4, 6),
-        (4, 3, 2, 2, 3, 3, 3),  # within one token: (t,0)→…→(t,L) for all three
-        (1, 1, 0, 0, 1, 1, 1),
-    ],
-)
-def test_longest_path_by_hand(
-    tokens: int, layers: int, src: int, dst: int, transformer: int, rnn: int, feedback: int
-) -> None:
-    assert dst < tokens
-    assert longest_path(TransformerRule(layers), src, dst) == transformer
-    assert longest_path(RNNRule(layers), src, dst) == rnn
-    assert longest_path(FeedbackRule(layers), src, dst) == feedback
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_no_path_backwards_in_time(name: str) -> None:
-    assert longest_path(make_rule(name, 2), 2, 1) is None
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("layers", [1, 2, 4])
-@pytest.mark.parametrize("tokens", [1, 2, 5])
-def test_training_steps_are_the_longest_path(name: str, layers: int, tokens: int) -> None:
-    rule = make_rule(name, layers)
-    assert rule.training_sequential_steps(tokens) == longest_path(rule, 0, tokens - 1)
-
-
-def test_training_steps_by_hand() -> None:
-    assert TransformerRule(4).training_sequential_steps(100) == 4
-    assert RNNRule(4).training_sequential_steps(100) == 103
-    assert FeedbackRule(4).training_sequential_steps(100) == 400
-
-
-def test_state_values_by_hand() -> None:
-    # width 16, L = 2: a K and a V of 16 numbers per layer per past token = 64 per token.
-    assert [TransformerRule(2).state_values(t, 16) for t in (0, 1, 5)] == [0, 64, 320]
-    assert [RNNRule(2).state_values(t, 16) for t in (0, 1, 5)] == [32, 32, 32]
-    assert [FeedbackRule(2).state_values(t, 16) for t in (0, 1, 5)] == [0, 16, 80]
-    assert TransformerRule(2).state_bytes(5, 16) == 1280
-    assert RNNRule(2).state_bytes(5, 16, bytes_per_value=2) == 64
-    with pytest.raises(ValueError):
-        RNNRule(2).state_values(-1, 16)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_readable_past_is_a_sentence(name: str) -> None:
-    rule = make_rule(name, 2)
-    assert "0" in rule.readable_past(0)
-    assert "3" in rule.readable_past(3)
+    assert descendants(RNNRule(2), (1, 1), 2) == {(1, 2)}  # only the first `tokens` tokens
 
 
 def test_edge_counts_by_hand() -> None:
@@ -162,26 +126,8 @@ def test_edge_counts_by_hand() -> None:
     assert len(edges(RNNRule(2), 3)) == 10
     # Feedback: (t, l≥1) has 3t + 1 parents → 2·(1 + 4 + 7) = 24.
     assert len(edges(FeedbackRule(2), 3)) == 24
-    assert ((0, 1), (2, 2)) in edges(TransformerRule(2), 3)
-
-
-def test_memory_edges_draw_the_same_dependencies() -> None:
-    rule, tokens = FeedbackRule(2), 3
-    drawn = rule.memory_edges(tokens)
-    # 3 tokens × 3 cells write their memory; 2 layers × (0 + 1 + 2) earlier memories are read.
-    assert len(drawn) == 9 + 6
-    assert ((0, 2), Memory(0)) in drawn and (Memory(0), (2, 1)) in drawn
-    in_token = [((t, k - 1), (t, k)) for t in range(tokens) for k in range(1, 3)]
-    graph = [*drawn, *in_token]
-    for cell in grid(rule, tokens):
-        reached, todo = set(), [cell]
-        while todo:
-            node = todo.pop()
-            for parent, child in graph:
-                if child == node and parent not in reached:
-                    reached.add(parent)
-                    todo.append(parent)
-        assert {node for node in reached if not isinstance(node, Memory)} == ancestors(rule, cell)
+    # Generating adds one sampled-token edge per token after the first.
+    assert len(edges(FeedbackRule(2, True), 3)) == 24 + 2
 
 
 @settings(max_examples=60, deadline=None)
@@ -196,10 +142,251 @@ def test_grid_order_is_topological(rule: Architecture, tokens: int) -> None:
 def test_cones_are_mirror_images(rule: Architecture, tokens: int, data: st.DataObject) -> None:
     cell = data.draw(st.sampled_from(grid(rule, tokens)))
     past, future = cone_mask(rule, cell, tokens), cone_mask(rule, cell, tokens, "future")
-    assert past.shape == future.shape == (tokens, rule.layers + 1)
     assert not past[cell] and not future[cell]
     assert {tuple(map(int, c)) for c in np.argwhere(past)} == ancestors(rule, cell)
     masks = ancestor_masks(rule, tokens)  # [t, l, i, k]: (t, l) depends on (i, k)
     np.testing.assert_array_equal(masks[cell], past)
     np.testing.assert_array_equal(masks[:, :, cell[0], cell[1]], future)
     assert not (past & future).any()  # no cycles
+
+
+# --- serial paths against a brute-force search over every path ------------------------------
+
+
+def brute_force_longest(rule: Architecture, src: int, dst: int) -> tuple[int, int] | None:
+    """Walk every path of the graph from every cell of token `src`; the most layer
+    computations (steps into a layer ≥ 1) on a path that ends on token `dst`, ties broken by
+    the most sampled tokens (steps into an embedding)."""
+    if dst < src:
+        return None
+    children: dict[Cell, list[Cell]] = {cell: [] for cell in grid(rule, dst + 1)}
+    for parent, child in edges(rule, dst + 1):
+        children[parent].append(child)
+    best = None
+
+    def walk(cell: Cell, computations: int, samples: int) -> None:
+        nonlocal best
+        if cell.token == dst:
+            best = max(best or (0, 0), (computations, samples))
+        for child in children[cell]:
+            up = child.layer >= 1
+            walk(child, computations + up, samples + (not up))
+
+    for layer in range(rule.layers + 1):
+        walk(Cell(src, layer), 0, 0)
+    return best
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("generation", [False, True])
+@pytest.mark.parametrize(("tokens", "layers"), [(1, 1), (3, 2), (4, 1), (4, 3)])
+def test_longest_path_is_the_brute_force_longest_path(
+    name: str, generation: bool, tokens: int, layers: int
+) -> None:
+    rule = make_rule(name, layers, generation)
+    for src in range(tokens):
+        for dst in range(tokens):
+            expected = brute_force_longest(rule, src, dst)
+            found = longest_path(rule, src, dst)
+            assert (None if found is None else tuple(found)) == expected, (src, dst)
+
+
+@pytest.mark.parametrize(
+    ("layers", "dst", "transformer", "rnn", "feedback"),
+    [
+        # Over a text. Transformer: each step climbs a layer, so at most L. RNN: up token 0,
+        # then d steps right: d + L. Feedback: L up each of the d+1 tokens, (d+1)·L.
+        (2, 2, 2, 4, 6),
+        (3, 3, 3, 6, 12),
+        (4, 0, 4, 4, 4),
+    ],
+)
+def test_longest_path_by_hand(layers, dst, transformer, rnn, feedback) -> None:
+    for name, expected in (("transformer", transformer), ("rnn", rnn), ("feedback", feedback)):
+        assert longest_path(make_rule(name, layers), 0, dst) == (expected, 0)
+        # Generating: up every token and through every sampled token, in all three.
+        assert longest_path(make_rule(name, layers, True), 0, dst) == ((dst + 1) * layers, dst)
+
+
+@cache
+def final_numbers(name: str, tokens: int, layers: int, generation: bool):
+    return step_numbers(make_rule(name, layers, generation), tokens - 1, tokens, 8)
+
+
+def test_the_pages_sentences_hold_on_every_grid_a_link_allows() -> None:
+    """/architectures says, for the last token t of any grid: over a text the transformer's
+    longest chain is L and its top depends on no earlier top; while generating, the longest
+    chain is (t+1)·L through t sampled tokens *in all three*, and every earlier top is behind
+    the top of t. Checked on all 16 × 8 grids the URL allows."""
+    for tokens in range(1, MAX_TOKENS + 1):
+        for layers in range(1, MAX_LAYERS + 1):
+            t = tokens - 1
+            tr = final_numbers("transformer", tokens, layers, False)
+            assert (tr.reading_path, tr.past_tops_in_cone) == (layers, 0)
+            for name in NAMES:
+                gen = final_numbers(name, tokens, layers, True)
+                assert (gen.generating_path, gen.generating_samples) == ((t + 1) * layers, t)
+                assert gen.past_tops_in_cone == t
+                assert gen.generating_steps == tokens * layers
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("layers", [1, 2, 4])
+@pytest.mark.parametrize("tokens", [1, 2, 5])
+def test_training_steps_are_the_longest_path_over_a_text(name, layers, tokens) -> None:
+    rule = make_rule(name, layers)
+    assert rule.training_sequential_steps(tokens) == longest_path(rule, 0, tokens - 1)[0]
+
+
+def test_state_values_by_hand() -> None:
+    # width 16, L = 2: a K and a V of 16 numbers per layer per past token = 64 per token.
+    assert [TransformerRule(2).state_values(t, 16) for t in (0, 1, 5)] == [0, 64, 320]
+    assert [RNNRule(2).state_values(t, 16) for t in (0, 1, 5)] == [32, 32, 32]
+    assert [FeedbackRule(2).state_values(t, 16) for t in (0, 1, 5)] == [0, 16, 80]
+    assert RNNRule(2).state_bytes(5, 16, bytes_per_value=2) == 64
+    with pytest.raises(ValueError):
+        RNNRule(2).state_values(-1, 16)
+
+
+def test_memory_edges_draw_the_same_dependencies() -> None:
+    rule, tokens = FeedbackRule(2), 3
+    drawn = rule.memory_edges(tokens)
+    # 3 tokens × 3 cells write their memory; 2 layers × (0 + 1 + 2) earlier memories are read.
+    assert len(drawn) == 9 + 6
+    assert ((0, 2), Memory(0)) in drawn and (Memory(0), (2, 1)) in drawn
+
+
+def test_auto_cell_shows_a_cone_and_a_reach_in_every_rule() -> None:
+    for tokens in range(1, MAX_TOKENS + 1):
+        for layers in range(2, MAX_LAYERS + 1):
+            cell = auto_cell(tokens, layers)
+            assert 0 <= cell.token < tokens and 1 <= cell.layer <= layers
+            for name in NAMES:
+                rule = make_rule(name, layers)
+                assert ancestors(rule, cell) and descendants(rule, cell, tokens)
+
+
+# --- the page model --------------------------------------------------------------------------
+
+TINY = ModelShape(
+    layers=3, heads=6, kv_heads=2, hidden=48, head_dim=8, mlp=96, vocab=257, bytes_per_value=4
+)
+
+
+def tiny_reference():
+    return real_model("tiny", "test", TINY, "float32")
+
+
+def page(reference=tiny_reference, **settings):
+    return architectures_page(ViewConfig(**settings), toy.verify, reference)
+
+
+def test_a_link_without_a_cell_opens_the_pick_and_a_bad_one_is_clamped() -> None:
+    default = page()
+    assert default.cell == default.auto == auto_cell(6, 4) and default.notices == ()
+    clamped = page(token=40, layer=9)
+    assert clamped.cell == (5, 4)
+    assert [n.split(" must")[0] for n in clamped.notices] == ["`token`", "`layer`"]
+
+
+@pytest.mark.parametrize("generation", ["off", "on"])
+def test_cones_and_counts_follow_autograd_on_the_toy_models(generation: str) -> None:
+    """The cone counts under each diagram, against autograd on the toy model of the same
+    architecture: over a text from the full pass, while generating from soft tokens."""
+    view = page(tokens=5, layers=3, token=3, layer=2, generation=generation)
+    for panel in view.panels:
+        check = panel.check.result
+        measured = (check.generating if generation == "on" else check.reading).grad_mask
+        t, layers = 3, 3
+        top = measured[t, layers]  # what (3, 3) depends on, measured
+        assert panel.numbers.past_cells_in_cone == int(top[:t].sum())
+        assert panel.numbers.past_tops_in_cone == int(top[:t, layers].sum())
+        assert panel.cone == int(measured[3, 2].sum())  # the selected cell's backward cone
+        assert panel.reach == int(measured[:, :, 3, 2].sum())  # and everything it reaches
+        wires = panel.diagram.wires
+        assert wires["wire"].nunique() == (4 if generation == "on" else 0)
+        assert bool(panel.gain) == (generation == "on")
+
+
+def test_the_numbers_the_page_prints_are_the_computed_ones() -> None:
+    view = page(tokens=6, layers=4, generation="on")
+    tr = next(panel for panel in view.panels if panel.name == "transformer")
+    assert f"{tr.numbers.generating_path} computations" in tr.numbers_markdown
+    assert f"**{longest_path(TransformerRule(4), 0, 5)[0]}** layer computations" in view.intro
+    generating = longest_path(TransformerRule(4, True), 0, 5)
+    assert f"**{generating.computations}**" in view.loop
+    assert f"{generating.samples} sampled tokens" in view.loop
+    # The reference shape: a vocabulary of 257 and 2 KV heads × 8 = 16 numbers per K or V.
+    assert f"{math.log2(257):.1f} bits" in view.loop
+    assert "16 + 16 numbers per token and layer" in view.loop
+    assert all("0 of 900" in panel.check_markdown for panel in view.panels)
+
+
+def test_the_real_models_numbers_come_from_its_shape() -> None:
+    real = tiny_reference()
+    assert 2**real.bits_per_token == pytest.approx(257)
+    # The transformer rule at the KV width: 2 × layers × kv_heads × head_dim per token.
+    assert real.per_token * TINY.bytes_per_value == TINY.cache_bytes_per_token
+    assert real.per_token_full_width == real.per_token * TINY.hidden // TINY.kv_width
+
+
+def test_the_per_token_cache_is_what_the_tiny_llama_caches(tiny) -> None:
+    """Grouped-query attention: what the page says a token adds to the cache, against the
+    DynamicCache of a real forward pass."""
+    real = real_model("tiny", "test", tiny.shape, "float32")
+    with torch.no_grad():
+        out = tiny.model(torch.tensor([[5, 6, 7, 8, 9]]), use_cache=True)
+    held = sum(layer.keys.numel() + layer.values.numel() for layer in out.past_key_values.layers)
+    assert held == 5 * real.per_token
+    assert real.per_token < real.per_token_full_width  # 2 KV heads of 8, not 48 wide
+
+
+def test_the_config_read_without_weights_is_the_loaded_models(real) -> None:
+    found = real_shape()
+    assert found is not None and found.shape == real.shape
+    assert found.bits_per_token == pytest.approx(math.log2(real.model.config.vocab_size))
+
+
+def test_without_the_converted_model_the_page_says_so() -> None:
+    view = page(reference=lambda: None)
+    assert view.real is None
+    assert view.real_text == content.fill(PAGE, "real_missing")
+    assert content.fill(PAGE, "no_model") in view.loop
+
+
+def test_a_failed_check_changes_the_words() -> None:
+    def failing(name, tokens, layers):
+        result = toy.verify(name, tokens, layers)
+        return dataclasses.replace(result, max_abs_diff=0.5, step_equals_full=False)
+
+    view = architectures_page(ViewConfig(tokens=3, layers=2), failing, tiny_reference)
+    assert view.sufficient == content.fill(PAGE, "unverified", max_diff=0.5)
+    assert all(":material/cancel:" in panel.check_markdown for panel in view.panels)
+
+
+def test_every_template_is_used() -> None:
+    for query in (
+        {},
+        {"generation": "on", "token": 0},
+        {"tokens": 1, "layers": 1, "generation": "on"},
+    ):
+        page(**query)
+    page(reference=lambda: None)
+    test_a_failed_check_changes_the_words()
+    unused = set(content.templates(PAGE)) - {key for p, key in content.FILLED if p == PAGE}
+    # The view says what it waits for before the page model exists.
+    view = (Path(__file__).parents[2] / site.page(PAGE).file).read_text()
+    assert unused == {"waiting"} and 'fill("architectures", "waiting")' in view
+
+
+def test_the_export_is_the_page_without_its_masks() -> None:
+    view = page(tokens=4, layers=2, token=3, layer=1)
+    document = json.loads(export.view_json(site.page(PAGE), ViewConfig(tokens=4), view))
+    data = document["data"]
+    assert data["cell"] == [3, 1]
+    panel = data["panels"][0]
+    assert "result" not in panel["check"] and "lines" not in panel["diagram"]
+    assert len(panel["diagram"]["cells"]) == 4 * 3
+    assert [row["architecture"] for row in data["table"]] == list(ARCHITECTURES)
+    assert view.files["transformer"] == "architectures-tokens4-layers2-token3-layer1-figtransformer"
+    assert "generationon" in page(generation="on").files["data"]
