@@ -160,14 +160,12 @@ def entropy_strip(
     )
     layers = [bars]
     if 0 < n_prompt < len(labels):
-        start = pd.DataFrame({"position": [n_prompt], "text": ["generated →"]})
-        rule = alt.Chart(start).encode(x=alt.X("position:O", bandPosition=0))
-        layers += [
-            rule.mark_rule(strokeDash=[4, 3], color=palette.BLACK),
-            rule.mark_text(align="left", baseline="top", dx=3, dy=2, fontSize=10).encode(
-                text="text:N", y=alt.value(0), color=alt.value(palette.BLACK)
-            ),
-        ]
+        start = pd.DataFrame({"position": [n_prompt]})
+        layers.append(
+            alt.Chart(start)
+            .mark_rule(strokeDash=[4, 3], color=palette.BLACK)
+            .encode(x=alt.X("position:O", bandPosition=0))
+        )
     return alt.layer(*layers).properties(width=EXPORT_WIDTH, height=170 + LEGEND_PX + TOKEN_AXIS_PX)
 
 

@@ -223,8 +223,10 @@ def lookback_text(summary: LookbackSummary, tokens, k: int, top: int, shape) -> 
             alpha=ALPHA,
             chance=summary.chance_hints,
         )
+    elif summary.seen_rate > summary.matched_rate:
+        verdict = fill(PAGE, "lookback.no_hint_more", alpha=ALPHA)
     else:
-        verdict = fill(PAGE, "lookback.no_hint")
+        verdict = fill(PAGE, "lookback.no_hint", alpha=ALPHA)
     if summary.best is not None:
         verdict += " " + best_text(summary.best, tokens, top, shape)
     return fill(
@@ -240,6 +242,24 @@ def lookback_text(summary: LookbackSummary, tokens, k: int, top: int, shape) -> 
         factor=MATCH_FACTOR,
         matched_rate=summary.matched_rate,
         verdict=verdict,
+    )
+
+
+def means_text(summary: LookbackSummary, k: int, shape: ModelShape) -> str:
+    """What a hint would mean and what it does not prove; how many hints later positions can
+    read at all, when there are hints."""
+    below = (
+        fill(PAGE, "lookback.below_top", below=summary.below_top, hints=summary.hints)
+        if summary.hints
+        else ""
+    )
+    return fill(
+        PAGE,
+        "lookback.means",
+        k=k,
+        kv_width=shape.kv_width,
+        hidden=shape.hidden,
+        below_top=below,
     )
 
 
@@ -363,11 +383,6 @@ def plan_page(cfg: ViewConfig, lab: Lab) -> PlanPage:
     echo = int((lensed.top_ids[0, :, 0] == ids).sum())
     tied = bool(getattr(lm.model.config, "tie_word_embeddings", False))
     sides = {side: entry["label"] for side, entry in tour_sides().items()}
-    below = (
-        fill(PAGE, "lookback.below_top", below=summary.below_top, hints=summary.hints)
-        if summary.hints
-        else ""
-    )
     return PlanPage(
         model=lm.spec.label,
         shape=shape,
@@ -445,13 +460,6 @@ def plan_page(cfg: ViewConfig, lab: Lab) -> PlanPage:
         seen_text=seen_text(summary, k, top),
         seen_caption=fill(PAGE, "seen.caption", k=k),
         lookback_text=lookback_text(summary, tokens, k, top, shape),
-        means_text=fill(
-            PAGE,
-            "lookback.means",
-            k=k,
-            kv_width=shape.kv_width,
-            hidden=shape.hidden,
-            below_top=below,
-        ),
+        means_text=means_text(summary, k, shape),
         table_caption=fill(PAGE, "lookback.table", top=top),
     )

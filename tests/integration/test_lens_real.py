@@ -99,4 +99,4 @@ def test_the_plan_page_on_the_real_model(real):
             assert s.is_hint == (not s.in_text_before and s.p_value <= 0.05)
     assert not page.table.isna().any().any()
     # Row 0 reads back the input token at most positions: the embeddings are tied.
-    assert page.echo > len(page.tokens) // 2 and "tied" in page.opening[2]
+    assert page.echo > len(page.tokens) // 2 and "one matrix" in page.opening[2]

@@ -512,6 +512,9 @@ def test_every_plan_template_is_used(lab, sampled):
     summary = lens.summarize((hint, floor), 31)
     plan_module.lookback_text(summary, tokens, 10, 30, shape)
     plan_module.lookback_text(lens.summarize((lonely,), 31), tokens, 10, 30, shape)
+    more = sighting(matched=30, matched_seen=3, matched_as_often=3, **seen)  # p = 4 / 31
+    more_text = plan_module.lookback_text(lens.summarize((more,), 31), tokens, 10, 30, shape)
+    assert "seen more often than their matched tokens" in more_text
     plan_module.seen_text(lens.summarize((copied,), 31), 10, 30)
     plan_module.seen_text(lens.summarize((hint, copied), 31), 10, 30)
     plan_module.seen_text(lens.summarize((sighting(settled=29, entered=2),), 31), 10, 30)
