@@ -40,6 +40,7 @@ TOKEN_AXIS_PX = 120  # x-axis of upright token labels, and its title
 # Streamlit stretches every chart to its column; a PNG or SVG export (lib.export) has none, and
 # Vega-Lite would give each token a 20-pixel step: the position charts carry this width instead.
 EXPORT_WIDTH = 720
+BAR_ROOM = 1.5  # the top-k bars' probability axis ends here, past 100%, to leave room for words
 WORDS_UP_TO = 48  # tokens: beyond this a cell is too narrow to hold a word or a rank
 
 
@@ -104,8 +105,9 @@ def top_k_bars(labels: Sequence[str], probs: np.ndarray, came_next: int | None) 
             x=alt.X(
                 "probability:Q",
                 title="probability",
-                scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%"),
+                # Room right of 100% for the value and "came next" written after a long bar.
+                scale=alt.Scale(domain=[0, BAR_ROOM]),
+                axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1]),
             ),
             color=alt.Color(
                 "kind:N",
