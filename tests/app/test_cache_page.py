@@ -12,8 +12,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 from transformers import LlamaForCausalLM
 
-from lib import export
-from lib.ui import resources
+from lib import cache_compare, export
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -70,8 +69,8 @@ def test_verdict_and_step_through_without_rerunning_the_model(cache_page, forwar
     assert "6/6 tokens identical · max |Δlogit| = " in at.success[0].value
     assert "Right about the result" in texts(at)
     assert at.metric[3].value == f"{(22 + 5) * 3:,}"  # 22 prompt bytes, then one column a step
-    # two generations of 6 steps and one traced forward pass of the whole sequence
-    assert forwards[0] == 2 * 6 + 1
+    # one warm-up pass, then two generations of 6 steps; no trace: the page shows the decode cache
+    assert forwards[0] == 1 + 2 * 6
     (before,) = grids(at)
     assert before["spec"]["title"].startswith("Cache on, step 0 ")
 
@@ -84,13 +83,16 @@ def test_verdict_and_step_through_without_rerunning_the_model(cache_page, forwar
     assert "reads 72 from the cache" in texts(at)  # 24 earlier tokens × 3 layers
 
     at.button_group(key="offgrid").set_value("on").run()
-    assert [grid["spec"]["title"] for grid in grids(at)][1].startswith("Cache off, step 3: 72")
+    titles = [grid["spec"]["title"] for grid in grids(at)]
+    assert titles[1].startswith("Cache off, step 3: 72")
     at.slider(key="layer").set_value(2).run()
     at.button_group(key="kvhead").set_value(1).run()
     assert not at.exception
-    assert "The cache of layer 2, KV head 1, at step 3" in texts(at)
+    assert "The decode cache of layer 2, KV head 1, as the cached run held it at step 3" in texts(
+        at
+    )
     assert "Query heads 3, 4, 5 share this KV head" in texts(at)
-    assert forwards[0] == 2 * 6 + 1  # no selection called the model
+    assert forwards[0] == 1 + 2 * 6  # no selection called the model
 
 
 def test_seeded_sampling_and_bfloat16_keep_a_verdict(cache_page, forwards):
@@ -100,46 +102,31 @@ def test_seeded_sampling_and_bfloat16_keep_a_verdict(cache_page, forwards):
     assert "sampling with seed 5" in texts(at)
     at.button_group(key="dtype").set_value("bfloat16").run()
     assert not at.exception
-    assert "tokens identical" in texts(at)
-    assert "bfloat16" in texts(at)
+    assert "tokens identical" in texts(at) and "bfloat16" in texts(at)
 
 
-def changed_step(index: int, change):
-    """A stand-in for resources.generation whose uncached run differs at one step."""
-    original = resources.generation
+def parted_at(index: int):
+    """A stand-in for `cache_compare.run_both` whose uncached run chooses `Z` at one step."""
+    original = cache_compare.run_both
 
-    def generation(cfg, prompt_ids, use_cache=True, on_step=None):
-        run = original(cfg, prompt_ids, use_cache, on_step)
-        if use_cache:
-            return run
-        steps = list(run.steps)
-        steps[index] = dataclasses.replace(steps[index], **change(steps[index]))
-        return dataclasses.replace(run, steps=tuple(steps))
+    def run_both(*args, **kwargs):
+        runs = original(*args, **kwargs)
+        steps = list(runs.off.steps)
+        steps[index] = dataclasses.replace(steps[index], token_id=65, label="Z")
+        off = dataclasses.replace(runs.off, steps=tuple(steps))
+        return dataclasses.replace(runs, off=off, step_abs_dlogit=runs.step_abs_dlogit[: index + 1])
 
-    return generation
+    return run_both
 
 
 def test_runs_that_part_are_said_to_part_at_their_first_step(cache_page, monkeypatch):
-    monkeypatch.setattr(
-        resources, "generation", changed_step(2, lambda step: {"token_id": 65, "label": "Z"})
-    )
-    at = cache_page(model="tiny-random", new="5")
-    assert not at.exception
-    assert not at.success
+    monkeypatch.setattr(cache_compare, "run_both", parted_at(2))
+    at = cache_page(model="tiny-random", new="5", prompt="parting")
+    assert not at.exception and not at.success
     (warning,) = [w.value for w in at.warning if "tokens identical" in w.value]
     assert warning.startswith("**4/5 tokens identical")
-    assert "at step 2 the texts part" in warning and "`Z` without" in warning
+    assert "At step 2 the texts part" in warning and "`Z` without" in warning
     assert "the texts part at step 2" in texts(at)  # the opening says so too
-
-
-def test_logits_that_drift_without_parting_are_reported(cache_page, monkeypatch):
-    drift = changed_step(1, lambda step: {"logits": step.logits + 0.25})
-    monkeypatch.setattr(resources, "generation", drift)
-    at = cache_page(model="tiny-random", new="4")
-    assert not at.exception
-    (warning,) = [w.value for w in at.warning if "tokens identical" in w.value]
-    assert warning.startswith("**4/4 tokens identical · max |Δlogit| = 2.5e-01**")
-    assert "from step 1 on, but every token held" in warning
 
 
 @pytest.mark.parametrize(
@@ -205,7 +192,7 @@ def test_every_figure_and_the_data_export_under_names_of_the_view(cache_page, do
     files = [f"{name}.{kind}" for name in figures for kind in ("png", "svg")]
     files += [f"{run}-step2-layer1-kvhead1.json", f"{run}-step2-layer1-kvhead1.csv"]
     assert list(offered) == files
-    # a button's key is its file name with a dash before the extension (lib/ui/share.py)
+    # a button's key is its file name with a dash before the extension (lib/ui/draw.py)
     keys = [button.key for button in at.get("download_button")]
     assert keys == [name.replace(".", "-") for name in files]
     assert called == []  # nothing is rendered or serialized before a click
@@ -214,14 +201,14 @@ def test_every_figure_and_the_data_export_under_names_of_the_view(cache_page, do
     assert document["page"] == "cache" and document["model"] == "tiny-random"
     assert document["config"]["seed"] == 7 and document["query"]["step"] == "2"
     data = document["data"]
-    assert data["verdict"]["summary"].startswith("5/5 tokens identical")
-    assert len(data["steps"]) == 5 and data["savings"]["cells_on"] == sum(
-        row["cells_cache_on"] for row in data["steps"]
+    assert data["comparison"]["identical"] == 5 and data["kind"] == "same"
+    assert len(data["table"]) == 5 and data["saved"]["cells_on"] == sum(
+        row["cells_cache_on"] for row in data["table"]
     )
-    rows = data["cached_rows"]
-    assert (rows["step"], rows["layer"], rows["kv_head"]) == (2, 1, 1)
-    assert len(rows["keys"]) == rows["query_position"] + 1 == len(rows["attention"][0])
-    assert list(data["step_through"]["grids"]) == ["cache on"]
+    assert (data["step"], data["layer"], data["kv_head"]) == (2, 1, 1)
+    rows = data["reads"]
+    assert len(rows["keys"]) == rows["query"] + 1 == len(rows["attention"][0])
+    assert data["grid_off"] is None and data["grid_on"]["counts"]["computed now"] == 3
     table = pd.read_csv(io.StringIO(offered[f"{run}-step2-layer1-kvhead1.csv"]()))
     assert list(table["step"]) == [0, 1, 2, 3, 4]
     assert table["token_id_cache_on"].tolist() == table["token_id_cache_off"].tolist()
