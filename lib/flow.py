@@ -20,23 +20,12 @@ import pandas as pd
 import torch
 
 from lib.models import LoadedModel
+from lib.stepping import Cell
 from lib.trace import Trace
 
 Weight = Literal["attn", "value"]
 Aggregate = Literal["mean", "max"]
 GRADIENT_SEED = 0
-
-
-@dataclass(frozen=True)
-class Cell:
-    token: int
-    layer: int  # grid row: 0 = embedding, l = output of decoder layer l - 1
-
-
-def kv_head_of(head: int, n_heads: int, n_kv_heads: int) -> int:
-    """The KV head a query head reads under grouped-query attention (transformers' `repeat_kv`
-    repeats each KV head for `n_heads // n_kv_heads` consecutive query heads)."""
-    return head // (n_heads // n_kv_heads)
 
 
 def value_norms(lm: LoadedModel, trace: Trace) -> np.ndarray:
@@ -46,9 +35,9 @@ def value_norms(lm: LoadedModel, trace: Trace) -> np.ndarray:
     it into the residual stream (Kobayashi et al. 2020); attention × this norm is how much of the
     head's output really comes from token i. Computed once per trace from the cached values.
     """
-    n_layers, n_kv, n_tokens, head_dim = trace.values.shape
+    n_layers, _, n_tokens, head_dim = trace.values.shape
     n_heads = trace.attentions.shape[1]
-    group = [kv_head_of(h, n_heads, n_kv) for h in range(n_heads)]
+    group = [lm.shape.kv_head_of(h) for h in range(n_heads)]
     values = torch.from_numpy(np.array(trace.values))  # (L, H_kv, T, hd)
     norms = np.empty((n_layers, n_heads, n_tokens), dtype=np.float32)
     with lm.lock, torch.no_grad():
@@ -174,6 +163,14 @@ class GradientCone:
     cell: Cell
     norms: np.ndarray  # (L+1, T), float32
 
+    @property
+    def row_relative(self) -> np.ndarray:
+        """(L+1, T): each gradient over the largest of its row (0 where a row has none).
+        States grow from row to row, and their gradients shrink with them (RMSNorm divides the
+        size out), so shades compare within a row, not across rows."""
+        largest = self.norms.max(axis=1, keepdims=True)  # (L+1, 1)
+        return np.divide(self.norms, largest, out=np.zeros_like(self.norms), where=largest > 0)
+
 
 def gradient_cone(lm: LoadedModel, token_ids: Sequence[int], cell: Cell) -> GradientCone:
     """One real forward and backward pass of the model over the whole sequence.
@@ -234,16 +231,21 @@ def cone_summary(cone: GradientCone, cones: Cones) -> ConeSummary:
 
 @dataclass(frozen=True)
 class Staircase:
-    """The diagonal through a cell: one token-to-token hop per layer, the fastest a chain of
-    dependent hops can travel (what token i computes at row l reaches token i+1 at row l+1)."""
+    """A chain of dependent hops through a cell, one token further at each layer.
+
+    What token i holds at row l reaches *every* later token at row l+1: distance along the text
+    costs no depth. Dependence does: when each hop needs the result of the hop before, every
+    hop climbs at least one row and needs one more earlier token, so a chain can end at cell
+    (t, l) after at most min(t, l) hops, and at most L - l more fit above it in one pass, however
+    many tokens follow. The line hops to the next token each time."""
 
     cells: tuple[Cell, ...]  # (t+k, l+k) for every k that stays on the grid, in order
     hops_above: int  # hops that still fit above the cell in one pass: L - l
-    hops_below: int  # hops a chain can have made before reaching the cell: l
+    hops_below: int  # hops a chain can have made before reaching the cell: min(t, l)
 
 
 def staircase(cell: Cell, n_tokens: int, n_layers: int) -> Staircase:
     lowest = -min(cell.token, cell.layer)
     highest = min(n_tokens - 1 - cell.token, n_layers - cell.layer)
     cells = tuple(Cell(cell.token + k, cell.layer + k) for k in range(lowest, highest + 1))
-    return Staircase(cells, hops_above=n_layers - cell.layer, hops_below=cell.layer)
+    return Staircase(cells, hops_above=n_layers - cell.layer, hops_below=min(cell))

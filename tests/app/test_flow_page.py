@@ -91,12 +91,23 @@ def test_a_selection_change_calls_no_model_but_one_gradient_pass(flow_page, forw
     at.selectbox(key="head").set_value("4").run()
     at.radio(key="weight").set_value("value").run()
     at.slider(key="token").set_value(5).run()  # a cell already measured
-    assert not at.exception and "query head 4 (it reads KV head 1)" in texts(at)
+    assert not at.exception and "query head 4 (it reads KV head 1, with query heads 3–5)" in texts(
+        at
+    )
     assert forwards == {}
 
 
-def test_an_example_button_selects_a_cell(flow_page):
+def test_a_link_without_a_cell_opens_on_the_pages_pick_and_keeps_the_url_short(flow_page):
     at = flow_page(model="tiny-random", new="3")
+    assert not at.exception and not at.info  # not the empty embedding row
+    token, layer = at.slider(key="token"), at.slider(key="layer")
+    assert (token.value, layer.value) == (token.max, 1)
+    assert f"What feeds token {int(token.max)}" in texts(at)
+    assert "token" not in at.query_params and "layer" not in at.query_params
+
+
+def test_an_example_button_selects_a_cell(flow_page):
+    at = flow_page(model="tiny-random", new="3", token="2", layer="0")
     assert "Row 0 is the embedding" in at.info[0].value
     at.button[0].click().run()
     assert at.slider(key="layer").value == 1
@@ -112,6 +123,7 @@ def test_out_of_range_selections_are_clamped_with_notices(flow_page):
         head="40",
         src="500",
         other="77",
+        edit="token",
         **{"from": "3", "to": "1"},
     )
     assert not at.exception
@@ -195,26 +207,26 @@ def test_every_figure_and_the_data_can_be_exported(flow_page, downloads):
     document = json.loads(files[f"{view}.json"]())
     assert document["model"] == "tiny-random" and document["config"]["head"] == 4
     assert document["query"]["token"] == "5" and document["query"]["weight"] == "value"
+    assert "from_" not in files[f"{view}.json"]()
     data = document["data"]
-    assert data["cell"] == {"token": 5, "layer": 2}
+    assert (data["token"], data["layer"]) == (5, 2)
     assert sorted(row["token"] for row in data["edges"]["table"]) == list(range(6))
-    assert data["edges"]["source_row"] == 1
-    norms = data["cone"]["gradient_norms_by_row"]
+    norms = data["cone"]["gradient"]["norms"]
     assert len(norms) == 4 and len(norms[0]) == len(data["tokens"])  # rows 0–3 × tokens
-    assert data["surgery"]["edit"]["kind"] == "zero" and data["surgery"]["per_position"]
+    assert data["surgery"]["edit"] == {"src": 0, "from": 0, "to": 0, "edit": "zero"}
+    assert len(data["surgery"]["table"]) == len(data["tokens"]) - 1
     assert len(files[f"{view}.json"]()) < 300_000
     table = pd.read_csv(io.StringIO(files[f"{view}.csv"]()))
     assert sorted(table["token"]) == list(range(6)) and "attn × ‖W_O v‖" in table.columns
 
 
 def test_the_grid_bound_bites_with_a_notice(flow_page, monkeypatch):
-    import dataclasses
+    from functools import partial
 
-    from lib import settings
+    from lib.pages import common
+    from lib.pages import flow as page
 
-    monkeypatch.setattr(
-        settings, "SETTINGS", dataclasses.replace(settings.SETTINGS, max_grid_tokens=8)
-    )
+    monkeypatch.setattr(page, "session_run", partial(common.session_run, limit=8))
     at = flow_page(model="tiny-random", new="4", token="20")
     assert not at.exception
     warnings = " ".join(warning.value for warning in at.warning)
