@@ -14,23 +14,32 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from lib.flow import Cell, Cones, GradientCone, IncomingEdges, Staircase
+from lib.charts import palette
+from lib.flow import Cones, GradientCone, IncomingEdges, Staircase
+from lib.stepping import Cell
 from lib.surgery import Surgery
 
 SELECTION = "cell"  # the selection parameter both grids share: fields token and layer
 ROW_PX = 14  # height of one layer row, at least
 DECORATION_PX = 170  # legend and slanted token labels around a grid's plot
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")  # height stays the plot's
-ZONES = {  # zone → colour of the grid's cells
-    "feeds it (backward cone)": "#c6dbef",
-    "it can reach (forward cone)": "#fdd0a2",
-    "selected": "#cb181d",
-    "neither": "#eeeeee",
+BACKWARD = "feeds it: backward cone (solid outline)"
+FORWARD = "it can reach: forward cone (dashed outline)"
+SELECTED = "selected (black outline)"
+ZONES = {  # zone → colour of the grid's cells; drawn at ZONE_OPACITY, so edges stand out
+    BACKWARD: palette.SKY,
+    FORWARD: palette.ORANGE,
+    SELECTED: palette.VERMILION,
+    "neither": palette.LIGHT,
 }
+ZONE_OPACITY = 0.45
+CONE_OUTLINES = {BACKWARD: (palette.BLUE, [1, 0]), FORWARD: (palette.VERMILION, [5, 3])}
 FILE_TOKEN_PX = 22  # width of one labelled token column in an exported figure
 FILE_MIN_WIDTH = 640  # an exported figure is never narrower (the grid's legend fits)
-EDGE_COLOR = "#08306b"
-STAIR_COLOR = "#cb181d"
+EDGE_COLOR = palette.BLACK
+STAIR_COLOR = palette.VERMILION
+TOP1_COLORS = {"same": palette.SKY, "changed (outlined)": palette.VERMILION}
+LOWEST_SHADE = -4.0  # log₁₀ of a gradient relative to its row's largest: paler is clamped
 
 
 def token_axis_labels(labels: Sequence[str]) -> list[str]:
@@ -66,9 +75,10 @@ def _y(n_rows: int, field: str = "y0") -> alt.Y:
     )
 
 
-def _box(labels: Sequence[str], n_rows: int) -> dict[str, alt.SchemaBase]:
-    """x, x2, y, y2 of a cell rectangle, as channel objects (Altair parses strings slowly)."""
-    return {"x": _x(labels), "x2": alt.X2("x1"), "y": _y(n_rows), "y2": alt.Y2("y1")}
+def _box() -> dict[str, alt.SchemaBase]:
+    """x2 and y2 of a cell rectangle; x and y come from the layered chart (`_layered`), so the
+    axes are built and validated once per chart, not once per layer."""
+    return {"x2": alt.X2("x1"), "y2": alt.Y2("y1")}
 
 
 def _tip(field: str, kind: str, title: str | None = None, fmt: str | None = None) -> alt.Tooltip:
@@ -98,21 +108,60 @@ def _selection() -> alt.Parameter:
     return alt.selection_point(name=SELECTION, fields=["token", "layer"], on="click")
 
 
-def _outline(cell: Cell, labels: Sequence[str], n_rows: int) -> alt.Chart:
-    box = pd.DataFrame(
-        {"x0": [cell.token - 0.5], "x1": [cell.token + 0.5]}
-        | {"y0": [cell.layer - 0.5], "y1": [cell.layer + 0.5]}
-    )
+def _outlines(cell: Cell, labels: Sequence[str], n_rows: int, zones: Sequence[str]) -> alt.Chart:
+    """One layer of unfilled rectangles: the selected cell (black, thick) and the edge of each
+    structural cone in `zones` — the backward one solid, the forward one dashed — so that the
+    zones are told apart without their colours. An empty cone (bottom or top row) has none."""
+    t, layer, n_tokens = cell.token, cell.layer, len(labels)
+    boxes = {
+        SELECTED: (t - 0.5, t + 0.5, layer - 0.5, layer + 0.5),
+        BACKWARD: (-0.5, t + 0.5, -0.5, layer - 0.5),
+        FORWARD: (t - 0.5, n_tokens - 0.5, layer + 0.5, n_rows - 0.5),
+    }
+    rows = [
+        {"zone": zone, "x0": x0, "x1": x1, "y0": y0, "y1": y1}
+        for zone, (x0, x1, y0, y1) in boxes.items()
+        if (zone == SELECTED or zone in zones) and x1 > x0 and y1 > y0
+    ]
+    styles = {SELECTED: (palette.BLACK, 2.5, [1, 0])} | {
+        zone: (color, 2, dash) for zone, (color, dash) in CONE_OUTLINES.items()
+    }
+    domain = list(styles)
     return (
-        alt.Chart(box)
-        .mark_rect(filled=False, stroke="black", strokeWidth=2.5)
-        .encode(**_box(labels, n_rows))
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar(filled=False)  # a rect mark ignores an encoded strokeDash; a bar keeps it
+        .encode(
+            **_box(),
+            stroke=alt.Stroke(
+                "zone",
+                type="nominal",
+                scale=alt.Scale(domain=domain, range=[styles[z][0] for z in domain]),
+                legend=None,
+            ),
+            strokeWidth=alt.StrokeWidth(
+                "zone",
+                type="nominal",
+                scale=alt.Scale(domain=domain, range=[styles[z][1] for z in domain]),
+                legend=None,
+            ),
+            strokeDash=alt.StrokeDash(
+                "zone",
+                type="nominal",
+                scale=alt.Scale(domain=domain, range=[styles[z][2] for z in domain]),
+                legend=None,
+            ),
+        )
     )
 
 
-def _layered(layers: list[alt.Chart], n_rows: int) -> alt.LayerChart:
+def _layered(layers: list[alt.Chart], labels: Sequence[str], n_rows: int) -> alt.LayerChart:
+    """The layers over one token axis and one layer axis: every layer draws at (x0, y0)."""
     return alt.LayerChart(
-        layer=layers, height=plot_height(n_rows), width="container", autosize=FIT_WIDTH
+        layer=layers,
+        encoding=alt.FacetedEncoding(x=_x(labels), y=_y(n_rows)),
+        height=plot_height(n_rows),
+        width="container",
+        autosize=FIT_WIDTH,
     )
 
 
@@ -129,6 +178,12 @@ def plot_height(n_rows: int) -> int:
     return max(160, ROW_PX * n_rows)
 
 
+def table_height(rows: int, n_rows: int) -> int:
+    """Pixels for a table of `rows` rows (35 px each, and the header) beside a grid of
+    `n_rows` rows: all rows when they fit, never taller than the grid chart."""
+    return min(35 * (rows + 1) + 3, plot_height(n_rows) + DECORATION_PX)
+
+
 def grid_chart(
     labels: Sequence[str], n_layers: int, cones: Cones, edges: IncomingEdges
 ) -> alt.LayerChart:
@@ -138,21 +193,23 @@ def grid_chart(
     cell = edges.cell
     cells = _cells(labels, n_rows)
     zone = np.full((n_rows, len(labels)), "neither", dtype=object)
-    zone[cones.backward] = "feeds it (backward cone)"
-    zone[cones.forward] = "it can reach (forward cone)"
-    zone[cell.layer, cell.token] = "selected"
+    zone[cones.backward] = BACKWARD
+    zone[cones.forward] = FORWARD
+    zone[cell.layer, cell.token] = SELECTED
     cells["zone"] = zone.ravel()
     base = (
         alt.Chart(cells)
-        .mark_rect(stroke="white", strokeWidth=0.5)
+        .mark_rect(stroke=palette.WHITE, strokeWidth=0.5, opacity=ZONE_OPACITY)
         .encode(
-            **_box(labels, n_rows),
+            **_box(),
             color=alt.Color(
                 "zone",
                 type="nominal",
                 title=None,
                 scale=alt.Scale(domain=list(ZONES), range=list(ZONES.values())),
-                legend=alt.Legend(orient="top", direction="horizontal"),
+                legend=alt.Legend(
+                    orient="top", direction="horizontal", columns=2, labelLimit=320, symbolOpacity=1
+                ),
             ),
             tooltip=_cell_tips(_tip("zone", "nominal")),
         )
@@ -178,7 +235,7 @@ def grid_chart(
             alt.Chart(frame)
             .mark_rule(color=EDGE_COLOR, opacity=0.75)
             .encode(
-                **_box(labels, n_rows),
+                **_box(),
                 strokeWidth=alt.StrokeWidth(
                     "weight",
                     type="quantitative",
@@ -192,8 +249,6 @@ def grid_chart(
             alt.Chart(frame)
             .mark_circle(color=EDGE_COLOR, opacity=0.9)
             .encode(
-                _x(labels),
-                _y(n_rows),
                 size=alt.Size(
                     "weight",
                     type="quantitative",
@@ -209,44 +264,53 @@ def grid_chart(
             )
         )
         layers += [edge_lines, sources]
-    layers.append(_outline(cell, labels, n_rows))
-    return _layered(layers, n_rows)
+    layers.append(_outlines(cell, labels, n_rows, (BACKWARD, FORWARD)))
+    return _layered(layers, labels, n_rows)
 
 
 def cone_chart(
     labels: Sequence[str], cone: GradientCone, cones: Cones, stairs: Staircase
 ) -> alt.LayerChart:
-    """The measured influence on the selected cell (log colour), its forward cone (orange),
-    and the staircase of one token-to-token hop per layer through it (red)."""
+    """The measured influence on the selected cell (log colour, each row against its largest
+    gradient), its forward cone (orange, dashed outline), and one chain of dependent hops through
+    it, a token further at each layer (the stepped line with dots)."""
     n_rows = cone.norms.shape[0]
     cells = _cells(labels, n_rows)
     cells["gradient"] = cone.norms.ravel()
-    cells["fill"] = np.where(cones.forward.ravel(), ZONES["it can reach (forward cone)"], "#eeeeee")
-    measured = cells[cells["gradient"] > 0].assign(log_gradient=lambda f: np.log10(f["gradient"]))
-    gradient_tip = _tip("gradient", "quantitative", "‖∂s/∂h‖", ".3e")
+    cells["relative"] = cone.row_relative.ravel()
+    cells["fill"] = np.where(cones.forward.ravel(), palette.ORANGE, palette.LIGHT)
+    measured = cells[cells["gradient"] > 0].assign(
+        shade=lambda f: np.maximum(np.log10(f["relative"]), LOWEST_SHADE)
+    )
+    tips = _cell_tips(
+        _tip("gradient", "quantitative", "‖∂s/∂h‖", ".3e"),
+        _tip("relative", "quantitative", "÷ row's largest", ".3g"),
+    )
     base = (
         alt.Chart(cells)
-        .mark_rect(stroke="white", strokeWidth=0.5)
+        .mark_rect(stroke=palette.WHITE, strokeWidth=0.5, opacity=ZONE_OPACITY)
         .encode(
-            **_box(labels, n_rows),
+            **_box(),
             color=alt.Color("fill", type="nominal", scale=None),
-            tooltip=_cell_tips(gradient_tip),
+            tooltip=tips,
         )
         .add_params(_selection())
     )
     heat = (
         alt.Chart(measured)
-        .mark_rect(stroke="white", strokeWidth=0.5)
+        .mark_rect(stroke=palette.WHITE, strokeWidth=0.5)
         .encode(
-            **_box(labels, n_rows),
+            **_box(),
             color=alt.Color(
-                "log_gradient",
+                "shade",
                 type="quantitative",
-                title="log₁₀ ‖∂s/∂h‖",
-                scale=alt.Scale(scheme="blues"),
-                legend=alt.Legend(orient="top", gradientLength=220),
+                title="log₁₀ (‖∂s/∂h‖ ÷ its row's largest)",
+                scale=alt.Scale(scheme=palette.SEQUENTIAL, domain=[LOWEST_SHADE, 0]),
+                legend=alt.Legend(
+                    orient="top", gradientLength=220, titleLimit=320, gradientOpacity=1
+                ),
             ),
-            tooltip=_cell_tips(gradient_tip),
+            tooltip=tips,
         )
     )
     steps = pd.DataFrame(
@@ -260,14 +324,16 @@ def cone_chart(
             strokeWidth=2.5,
             point=alt.OverlayMarkDef(color=STAIR_COLOR, filled=True, size=30),
         )
-        .encode(_x(labels), _y(n_rows))
+        .encode()
     )
-    return _layered([base, heat, stair, _outline(cone.cell, labels, n_rows)], n_rows)
+    outlines = _outlines(cone.cell, labels, n_rows, (FORWARD,))
+    return _layered([base, heat, stair, outlines], labels, n_rows)
 
 
 def surgery_chart(labels: Sequence[str], surgery: Surgery) -> alt.LayerChart:
-    """KL divergence of the next-token distribution at every later position, coloured by
-    whether the most likely next token changed; a dashed red rule marks the edited token."""
+    """KL divergence of the next-token distribution at every later position; a bar whose most
+    likely next token changed is vermilion and outlined; a dashed rule marks the edited token."""
+    same, changed = TOP1_COLORS
     frame = pd.DataFrame(
         {
             "position": surgery.positions,
@@ -275,23 +341,28 @@ def surgery_chart(labels: Sequence[str], surgery: Surgery) -> alt.LayerChart:
             "x0": surgery.positions - 0.4,
             "x1": surgery.positions + 0.4,
             "kl": surgery.kl,
-            "top1": np.where(surgery.top_changed, "changed", "same"),
+            "top1": np.where(surgery.top_changed, changed, same),
         }
     )
     bars = (
         alt.Chart(frame)
-        .mark_bar()
+        .mark_bar(stroke=palette.BLACK)
         .encode(
-            _x(labels),
             x2=alt.X2("x1"),
-            y=alt.Y("kl", type="quantitative", title="KL(before ‖ after), nats"),
+            y=alt.Y("kl", type="quantitative", title="KL(unedited ‖ edited), nats"),
             y2=alt.Y2Datum(0),
             color=alt.Color(
                 "top1",
                 type="nominal",
                 title="most likely next token",
-                scale=alt.Scale(domain=["same", "changed"], range=["#9ecae1", "#e6550d"]),
+                scale=alt.Scale(domain=list(TOP1_COLORS), range=list(TOP1_COLORS.values())),
                 legend=alt.Legend(orient="top"),
+            ),
+            strokeWidth=alt.StrokeWidth(
+                "top1",
+                type="nominal",
+                scale=alt.Scale(domain=list(TOP1_COLORS), range=[0, 1.5]),
+                legend=None,
             ),
             tooltip=[
                 _tip("position", "quantitative"),
@@ -303,7 +374,13 @@ def surgery_chart(labels: Sequence[str], surgery: Surgery) -> alt.LayerChart:
     )
     source = (
         alt.Chart(pd.DataFrame({"x0": [surgery.edit.src]}))
-        .mark_rule(color=STAIR_COLOR, strokeWidth=2, strokeDash=[4, 3])
-        .encode(_x(labels))
+        .mark_rule(color=palette.BLACK, strokeWidth=2, strokeDash=[4, 3])
+        .encode()
     )
-    return alt.layer(source, bars).properties(height=180, width="container", autosize=FIT_WIDTH)
+    return alt.LayerChart(
+        layer=[source, bars],
+        encoding=alt.FacetedEncoding(x=_x(labels)),
+        height=180,
+        width="container",
+        autosize=FIT_WIDTH,
+    )
