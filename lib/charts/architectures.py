@@ -251,13 +251,17 @@ def _cell_marks(frame: pd.DataFrame, x: alt.X, y: alt.Y) -> alt.Chart:
         .mark_rect()
         .encode(
             x=x,
-            x2="x1:Q",
+            x2=alt.X2(field="x1"),
             y=y,
-            y2="y1:Q",
-            fill=alt.Fill("role:N", scale=_scale(FILL), legend=None),
-            stroke=alt.Stroke("role:N", scale=_scale(STROKE), legend=None),
-            strokeWidth=alt.StrokeWidth("role:N", scale=_scale(STROKE_WIDTH), legend=None),
-            strokeDash=alt.StrokeDash("role:N", scale=_scale(DASH), legend=None),
+            y2=alt.Y2(field="y1"),
+            fill=alt.Fill(field="role", type="nominal", scale=_scale(FILL), legend=None),
+            stroke=alt.Stroke(field="role", type="nominal", scale=_scale(STROKE), legend=None),
+            strokeWidth=alt.StrokeWidth(
+                field="role", type="nominal", scale=_scale(STROKE_WIDTH), legend=None
+            ),
+            strokeDash=alt.StrokeDash(
+                field="role", type="nominal", scale=_scale(DASH), legend=None
+            ),
         )
     )
 
@@ -281,10 +285,10 @@ def diagram_chart(diagram: Diagram) -> alt.LayerChart:
     y_axis = alt.Axis(
         values=list(range(top + 1)), grid=False, title="layer", labelExpr=y_labels, tickSize=0
     )
-    x = alt.X("x0:Q", scale=x_scale, axis=x_axis)
-    y = alt.Y("y0:Q", scale=y_scale, axis=y_axis)
-    color = alt.Color("role:N", scale=_scale(LINE), legend=None)
-    dash = alt.StrokeDash("role:N", scale=_scale(DASH), legend=None)
+    x = alt.X(field="x0", type="quantitative", scale=x_scale, axis=x_axis)
+    y = alt.Y(field="y0", type="quantitative", scale=y_scale, axis=y_axis)
+    color = alt.Color(field="role", type="nominal", scale=_scale(LINE), legend=None)
+    dash = alt.StrokeDash(field="role", type="nominal", scale=_scale(DASH), legend=None)
     # Hundreds of highlighted lines (a large feedback grid) would merge into one blot.
     dense = len(diagram.lines) > DENSE_LINES
     opacity, width = (0.35, 0.8) if dense else (0.85, 1.4)
@@ -292,21 +296,37 @@ def diagram_chart(diagram: Diagram) -> alt.LayerChart:
         alt.Chart(diagram.lines)
         .mark_rule()
         .encode(
-            x=alt.X("x:Q", scale=x_scale, axis=x_axis),
-            y=alt.Y("y:Q", scale=y_scale, axis=y_axis),
-            x2="x2:Q",
-            y2="y2:Q",
+            x=alt.X(field="x", type="quantitative", scale=x_scale, axis=x_axis),
+            y=alt.Y(field="y", type="quantitative", scale=y_scale, axis=y_axis),
+            x2=alt.X2(field="x2"),
+            y2=alt.Y2(field="y2"),
             color=color,
             strokeDash=dash,
-            opacity=alt.condition("datum.role == 'none'", alt.value(0.3), alt.value(opacity)),
-            strokeWidth=alt.condition("datum.role == 'none'", alt.value(0.7), alt.value(width)),
+            opacity=alt.Opacity(
+                field="role",
+                type="nominal",
+                scale=_scale({role: 0.3 if role == "none" else opacity for role in ROLES}),
+                legend=None,
+            ),
+            strokeWidth=alt.StrokeWidth(
+                field="role",
+                type="nominal",
+                scale=_scale({role: 0.7 if role == "none" else width for role in ROLES}),
+                legend=None,
+            ),
         )
     )
     selection = alt.selection_point(name=SELECTION, fields=["token", "layer"], on="click")
     cells = (
         _cell_marks(diagram.cells, x, y)
         .mark_rect(cursor="pointer")
-        .encode(tooltip=["token:Q", "layer:Q", alt.Tooltip("meaning:N", title="here")])
+        .encode(
+            tooltip=[
+                alt.Tooltip(field="token", type="quantitative"),
+                alt.Tooltip(field="layer", type="quantitative"),
+                alt.Tooltip(field="meaning", type="nominal", title="here"),
+            ]
+        )
         .add_params(selection)
     )
     layers = [lines]
@@ -315,10 +335,10 @@ def diagram_chart(diagram: Diagram) -> alt.LayerChart:
             alt.Chart(diagram.wires)
             .mark_line(strokeWidth=2.2, opacity=0.9)
             .encode(
-                x=alt.X("x:Q", scale=x_scale, axis=x_axis),
-                y=alt.Y("y:Q", scale=y_scale, axis=y_axis),
-                order="order:Q",
-                detail="wire:N",
+                x=alt.X(field="x", type="quantitative", scale=x_scale, axis=x_axis),
+                y=alt.Y(field="y", type="quantitative", scale=y_scale, axis=y_axis),
+                order=alt.Order(field="order", type="quantitative"),
+                detail=alt.Detail(field="wire", type="nominal"),
                 color=color,
                 strokeDash=dash,
             )
@@ -327,8 +347,8 @@ def diagram_chart(diagram: Diagram) -> alt.LayerChart:
             alt.Chart(diagram.arrows)
             .mark_point(shape="triangle-right", filled=True, size=40, opacity=1)
             .encode(
-                x=alt.X("x:Q", scale=x_scale, axis=x_axis),
-                y=alt.Y("y:Q", scale=y_scale, axis=y_axis),
+                x=alt.X(field="x", type="quantitative", scale=x_scale, axis=x_axis),
+                y=alt.Y(field="y", type="quantitative", scale=y_scale, axis=y_axis),
                 color=color,
             )
         )
@@ -340,14 +360,14 @@ def diagram_chart(diagram: Diagram) -> alt.LayerChart:
             alt.Chart(diagram.memories)
             .mark_point(shape="diamond", size=diamond, opacity=1)
             .encode(
-                x=alt.X("x:Q", scale=x_scale, axis=x_axis),
-                y=alt.Y("y:Q", scale=y_scale, axis=y_axis),
-                fill=alt.Fill("role:N", scale=_scale(FILL), legend=None),
-                stroke=alt.Stroke("role:N", scale=_scale(STROKE), legend=None),
+                x=alt.X(field="x", type="quantitative", scale=x_scale, axis=x_axis),
+                y=alt.Y(field="y", type="quantitative", scale=y_scale, axis=y_axis),
+                fill=alt.Fill(field="role", type="nominal", scale=_scale(FILL), legend=None),
+                stroke=alt.Stroke(field="role", type="nominal", scale=_scale(STROKE), legend=None),
                 strokeWidth=alt.value(1.5),
                 tooltip=[
-                    alt.Tooltip("label:N", title="memory"),
-                    alt.Tooltip("meaning:N", title="here"),
+                    alt.Tooltip(field="label", type="nominal", title="memory"),
+                    alt.Tooltip(field="meaning", type="nominal", title="here"),
                 ],
             )
         )
