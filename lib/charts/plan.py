@@ -3,7 +3,7 @@ strip, the logit lens as a token × layer heatmap with the top guess written in 
 the rank of each emitted token down the layers of the position that emitted it.
 
 Colours come from `lib.charts.palette`; each key distinction has a second cue: the token that
-came next is labelled "came next" on its bar, the generated part of the strip starts at a dashed
+came next has an outlined bar, the generated part of the strip starts at a dashed
 rule, a selection is outlined, and the top-k cells of the first-seen chart carry their rank and
 the markers of the layers where the token enters and settles. Text on a coloured cell is black or
 white, whichever meets WCAG AA on that cell's colour (`palette.text_on`), so the colour scales
@@ -31,6 +31,7 @@ POSITION_SELECTION = "position"  # fields: position
 CAME_NEXT = "came next"
 OTHER = "other candidates"
 BAR_COLORS = {CAME_NEXT: palette.ORANGE, OTHER: palette.BLUE}
+BAR_OUTLINES = {CAME_NEXT: palette.BLACK, OTHER: "transparent"}  # the second cue
 PART_COLORS = {"prompt": palette.SKY, "generated": palette.BLUE}
 SELECTED_STROKE = palette.VERMILION
 ROW_PX = 19  # height of one lens row: room for one line of 9-pixel text
@@ -40,7 +41,7 @@ TOKEN_AXIS_PX = 120  # x-axis of upright token labels, and its title
 # Streamlit stretches every chart to its column; a PNG or SVG export (lib.export) has none, and
 # Vega-Lite would give each token a 20-pixel step: the position charts carry this width instead.
 EXPORT_WIDTH = 720
-BAR_ROOM = 1.5  # the top-k bars' probability axis ends here, past 100%, to leave room for words
+BAR_ROOM = 1.3  # the top-k bars' probability axis ends here, past 100%: room for the value
 WORDS_UP_TO = 48  # tokens: beyond this a cell is too narrow to hold a word or a rank
 
 
@@ -82,44 +83,48 @@ def _position_axis(labels: Sequence[str], title: str | None = "position · token
 
 
 def top_k_bars(labels: Sequence[str], probs: np.ndarray, came_next: int | None) -> alt.LayerChart:
-    """The k likeliest tokens as bars, likeliest on top; `came_next` indexes the one the text
-    kept (None when it lies outside the k): another colour, and "came next" written beside it."""
-    kinds = [CAME_NEXT if rank == came_next else OTHER for rank in range(len(labels))]
+    """The k likeliest tokens as bars, likeliest on top, each with its probability written after
+    it; `came_next` indexes the one the text kept (None when it lies outside the k): another
+    colour, and a black outline."""
     frame = pd.DataFrame(
         {
             "token": [f"{rank + 1}. {label}" for rank, label in enumerate(labels)],
             "probability": probs.astype(float),
-            "kind": kinds,
-            "shown": [
-                f"{p:.1%}" + (f" ◀ {CAME_NEXT}" if kind == CAME_NEXT else "")
-                for p, kind in zip(probs.astype(float), kinds, strict=True)
-            ],
+            "kind": [CAME_NEXT if rank == came_next else OTHER for rank in range(len(labels))],
         }
     )
+    frame["shown"] = frame["probability"].map(lambda p: f"{p:.1%}")
     y = alt.Y("token:N", sort=None, title=None, axis=alt.Axis(labelLimit=160))
+    kinds = list(BAR_COLORS)
     bars = (
         alt.Chart(frame)
-        .mark_bar()
+        .mark_bar(strokeWidth=2)
         .encode(
             y=y,
             x=alt.X(
                 "probability:Q",
                 title="probability",
-                # Room right of 100% for the value and "came next" written after a long bar.
+                # Room right of 100% for the value written after a long bar.
                 scale=alt.Scale(domain=[0, BAR_ROOM]),
                 axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1]),
             ),
             color=alt.Color(
                 "kind:N",
                 title=None,
-                scale=alt.Scale(domain=list(BAR_COLORS), range=list(BAR_COLORS.values())),
+                scale=alt.Scale(domain=kinds, range=list(BAR_COLORS.values())),
+                legend=alt.Legend(orient="bottom"),
+            ),
+            stroke=alt.Stroke(
+                "kind:N",
+                title=None,
+                scale=alt.Scale(domain=kinds, range=[BAR_OUTLINES[kind] for kind in kinds]),
                 legend=alt.Legend(orient="bottom"),
             ),
             tooltip=["token:N", alt.Tooltip("probability:Q", format=".4f"), "kind:N"],
         )
     )
-    values = bars.mark_text(align="left", dx=3, fontSize=11).encode(
-        text="shown:N", color=alt.value(palette.BLACK)
+    values = bars.mark_text(align="left", dx=4, fontSize=11).encode(
+        text="shown:N", color=alt.value(palette.BLACK), stroke=alt.value(None)
     )
     return (bars + values).properties(height=24 * len(labels) + 2 * LEGEND_PX)
 

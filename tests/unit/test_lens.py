@@ -615,10 +615,16 @@ def test_charts_name_their_selections_and_label_what_came_next(traced, lensed):
     assert strip["params"][0]["select"]["fields"] == ["position"]
     rule = next(layer for layer in strip["layer"] if layer["mark"].get("type") == "rule")
     assert rule["mark"]["strokeDash"] and next(iter(strip["datasets"].values()))
-    bars = charts.top_k_bars(["a", "b", "c"], np.array([0.5, 0.3, 0.1]), 1).to_dict()
-    rows = next(iter(bars["datasets"].values()))
+    bars = charts.top_k_bars(["a", "b", "c"], np.array([0.5, 0.3, 0.1]), 1)
+    rows = next(iter(bars.to_dict()["datasets"].values()))
     assert [row["kind"] for row in rows] == [charts.OTHER, charts.CAME_NEXT, charts.OTHER]
-    assert [charts.CAME_NEXT in row["shown"] for row in rows] == [False, True, False]
+    # Drawn: only the bar that came next has an outline, besides its own colour.
+    drawn = ElementTree.fromstring(export.chart_svg(bars))
+    group = next(g for g in drawn.iter() if "mark-rect role-mark" in g.get("class", ""))
+    outlines = [path.get("stroke") for path in group]
+    fills = [path.get("fill") for path in group]
+    assert outlines == [None, palette.BLACK, None]  # transparent strokes are not drawn
+    assert fills == [palette.BLUE, palette.ORANGE, palette.BLUE]
 
 
 def test_rank_bands_start_with_the_top_k():
