@@ -18,7 +18,7 @@ from typing import Any
 
 from lib.models import DEFAULT_MODEL
 from lib.settings import SETTINGS
-from lib.site import PageInfo
+from lib.site import PAGES, PageInfo
 
 WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,12}", re.ASCII)
 MAX_PROMPT_CHARS = 2000
@@ -337,10 +337,16 @@ def to_query(config: ViewConfig, names: PageInfo | Iterable[str] | None = None) 
 def parameters_markdown() -> str:
     """The table of URL parameters for the README, generated so the two cannot drift apart."""
     defaults = ViewConfig()
-    rows = ["| parameter | meaning | accepted values | default |", "| --- | --- | --- | --- |"]
+    rows = [
+        "| parameter | pages | meaning | accepted values | default |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for param in PARAMS:
         default = param.render(getattr(defaults, param.attr)) or "(none)"
-        rows.append(f"| `{param.name}` | {param.help} | {param.describe()} | `{default}` |")
+        pages = ", ".join(page.link for page in PAGES if param.name in page.params)
+        rows.append(
+            f"| `{param.name}` | {pages} | {param.help} | {param.describe()} | `{default}` |"
+        )
     return "\n".join(rows)
 
 

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lib import config, models
+from lib import config, models, site
 from lib.config import MAX_NEW_TOKENS, ViewConfig, from_query, to_query
 
 
@@ -12,12 +12,12 @@ def test_empty_query_gives_defaults_without_notices():
 
 
 def test_valid_values_are_taken_as_given():
-    query = {"prompt": ["Hello"], "new": ["8"], "head": ["3"], "cache": ["off"], "seed": ["7"]}
+    query = {"prompt": ["Hello"], "new": ["8"], "head": ["3"], "offgrid": ["on"], "seed": ["7"]}
     validated = from_query(query)
     assert validated.notices == ()
     assert validated.config.prompt == "Hello"
     assert (validated.config.new, validated.config.head, validated.config.seed) == (8, 3, 7)
-    assert validated.config.cache == "off"
+    assert validated.config.offgrid == "on"
 
 
 def test_out_of_range_numbers_are_clamped_with_a_notice():
@@ -28,7 +28,7 @@ def test_out_of_range_numbers_are_clamped_with_a_notice():
 
 
 def test_unusable_values_fall_back_to_defaults_with_a_notice():
-    validated = from_query({"new": ["abc"], "cache": ["maybe"], "head": ["x"], "dtype": [""]})
+    validated = from_query({"new": ["abc"], "offgrid": ["maybe"], "head": ["x"], "dtype": [""]})
     assert validated.config == ViewConfig()
     assert len(validated.notices) == 4
 
@@ -100,3 +100,25 @@ def test_clamp_index():
     assert config.clamp_index("token", 3, 5) == (3, None)
     value, notice = config.clamp_index("token", 9, 5)
     assert value == 4 and "0–4" in notice
+
+
+def test_a_page_reads_only_its_parameters_and_the_sidebars():
+    flow = site.page("flow")
+    carried = from_query({"k": ["5"], "statements": ["40"], "token": ["3"]}, flow)
+    assert carried.notices == ()  # another page's parameters: ignored, not reported
+    assert carried.config.k == ViewConfig().k and carried.config.token == 3
+    tracking = site.page("tracking")
+    kept = from_query({"prompt": ["Hi"], "statements": ["40"]}, tracking)
+    assert kept.query(tracking) == {"prompt": "Hi", "statements": "40"}  # the URL keeps both
+    assert to_query(kept.config, tracking) == {"statements": "40"}  # the link carries its own
+
+
+def test_retired_parameters_of_old_links_are_ignored_quietly():
+    assert from_query({"arch": ["rnn"], "cache": ["off"]}).notices == ()
+
+
+def test_only_plain_whole_numbers_count():
+    for text in ["1e3", "0x10", "1_000", "٣", "3.0", "inf", "nan", "+", "9" * 13]:
+        validated = from_query({"new": [text]})
+        assert validated.config.new == ViewConfig().new and validated.notices, text
+    assert from_query({"new": [" +7 "]}).config.new == 7

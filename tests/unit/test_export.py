@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import json
 import xml.etree.ElementTree as ElementTree
@@ -7,6 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from lib import site
 from lib.config import ViewConfig
 from lib.export import chart_png, chart_svg, table_csv, view_json, view_name
 
@@ -34,14 +36,27 @@ def test_svg_parses_and_holds_the_marks():
     assert len([node for node in root.iter() if node.tag.endswith("path")]) >= 3
 
 
-def test_json_carries_the_configuration_and_the_data():
-    cfg = ViewConfig(prompt="Hi", new=8, token=3)
-    frame = pd.DataFrame({"a": [1, 2]})
-    document = json.loads(view_json("flow", cfg, {"table": frame, "grid": np.eye(2)}))
-    assert document["model"] == "smollm2-135m"
-    assert document["config"]["token"] == 3
-    assert document["query"] == {"prompt": "Hi", "new": "8", "token": "3"}
-    assert document["data"] == {"table": [{"a": 1}, {"a": 2}], "grid": [[1.0, 0.0], [0.0, 1.0]]}
+@dataclasses.dataclass(frozen=True)
+class Page:
+    table: pd.DataFrame
+    grid: np.ndarray
+    ratio: float
+    heavy: np.ndarray = dataclasses.field(metadata={"export": False})
+
+
+def test_json_is_the_page_model_with_the_configuration_that_made_it():
+    cfg = ViewConfig(prompt="Hi", new=8, token=3, from_=2, k=5)
+    page = Page(pd.DataFrame({"a": [1, 2]}), np.eye(2), float("inf"), np.zeros(10**6))
+    document = json.loads(view_json(site.page("flow"), cfg, page))
+    assert document["page"] == "flow" and document["model"] == "smollm2-135m"
+    assert document["config"]["token"] == 3 and document["config"]["from"] == 2
+    assert "k" not in document["config"]  # /plan's, not this page's
+    assert document["query"] == {"prompt": "Hi", "new": "8", "token": "3", "from": "2"}
+    assert document["data"] == {
+        "table": [{"a": 1}, {"a": 2}],
+        "grid": [[1.0, 0.0], [0.0, 1.0]],
+        "ratio": None,  # JSON has no infinity
+    }
 
 
 def test_csv_round_trips():

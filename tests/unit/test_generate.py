@@ -3,22 +3,33 @@ import dataclasses
 import numpy as np
 import pytest
 
-from lib.generate import cell_counter, generate
+from lib.generate import cell_counter, generate, steps
 
 
 @pytest.mark.parametrize("seed", [None, 3])
 def test_cache_on_and_off_give_the_same_tokens(tiny, seed):
-    on = generate(tiny, [10, 20, 30], 12, use_cache=True, seed=seed)
-    off = generate(tiny, [10, 20, 30], 12, use_cache=False, seed=seed)
-    assert on.new_ids == off.new_ids
-    assert np.abs(on.logits - off.logits).max() < 1e-4
+    on = list(steps(tiny, [10, 20, 30], 12, use_cache=True, seed=seed))
+    off = list(steps(tiny, [10, 20, 30], 12, use_cache=False, seed=seed))
+    assert [s.token_id for s, _, _ in on] == [s.token_id for s, _, _ in off]
+    for (_, logits_on, _), (_, logits_off, _) in zip(on, off, strict=True):
+        assert (logits_on - logits_off).abs().max() < 1e-4
 
 
 def test_seeds_change_sampled_tokens_and_greedy_is_argmax(tiny):
-    greedy = generate(tiny, [1, 2], 8, use_cache=True)
-    assert greedy.new_ids == tuple(int(np.argmax(row)) for row in greedy.logits)
+    greedy = list(steps(tiny, [1, 2], 8, use_cache=True))
+    assert all(step.token_id == int(np.argmax(logits)) for step, logits, _ in greedy)
     draws = {generate(tiny, [1, 2], 8, use_cache=True, seed=s).new_ids for s in range(4)}
     assert len(draws) > 1
+
+
+def test_a_recorded_run_keeps_its_reads_and_its_decode_cache_only(tiny):
+    recorded = generate(tiny, [1, 2, 3], 4, use_cache=True, record=True)
+    plain = generate(tiny, [1, 2, 3], 4, use_cache=True)
+    assert recorded.new_ids == plain.new_ids and plain.cache is None
+    assert all(step.reads is None for step in plain.steps)
+    fed = 3 + 4 - 1  # the last token chosen is never fed
+    assert recorded.cache.keys.shape[:3] == (tiny.shape.layers, tiny.shape.kv_heads, fed)
+    assert not recorded.cache.keys.flags.writeable
 
 
 def test_cells_are_counted_by_the_forward_pass(tiny):
