@@ -291,7 +291,7 @@ def diagram_chart(diagram: Diagram) -> alt.LayerChart:
     dash = alt.StrokeDash(field="role", type="nominal", scale=_scale(DASH), legend=None)
     # Hundreds of highlighted lines (a large feedback grid) would merge into one blot.
     dense = len(diagram.lines) > DENSE_LINES
-    opacity, width = (0.35, 0.8) if dense else (0.85, 1.4)
+    opacity, width, faint = (0.4, 0.8, 0.12) if dense else (0.85, 1.4, 0.3)
     lines = (
         alt.Chart(diagram.lines)
         .mark_rule()
@@ -305,7 +305,7 @@ def diagram_chart(diagram: Diagram) -> alt.LayerChart:
             opacity=alt.Opacity(
                 field="role",
                 type="nominal",
-                scale=_scale({role: 0.3 if role == "none" else opacity for role in ROLES}),
+                scale=_scale({role: faint if role == "none" else opacity for role in ROLES}),
                 legend=None,
             ),
             strokeWidth=alt.StrokeWidth(
