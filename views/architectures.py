@@ -4,14 +4,13 @@ import streamlit as st
 
 from lib import site
 from lib.charts import architectures as charts
-from lib.content import fill
-from lib.pages.architectures import architectures_page
+from lib.pages.architectures import architectures_page, waiting_text
 from lib.ui import draw, resources, state
 from lib.ui.state import bound, bound_in_range
 
 cfg = state.view()
 resolved = state.current()
-with st.spinner(fill("architectures", "waiting")):  # a new grid runs three live checks
+with st.spinner(waiting_text()):  # a new grid runs three live checks
     page = architectures_page(cfg, resources.verification)
 cell = page.cell
 

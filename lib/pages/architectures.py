@@ -116,6 +116,11 @@ class ArchitecturesPage:
     files: dict[str, str]  # figure → file name, "data" for the page's data
 
 
+def waiting_text() -> str:
+    """What the view says while a new grid's live checks run (before the page model exists)."""
+    return fill(PAGE, "waiting")
+
+
 def real_shape() -> RealModel | None:
     """The default model's shape, read from the config.json of its converted copy without
     loading any weight; None until the model has been converted on this machine."""

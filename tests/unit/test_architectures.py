@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,7 +37,13 @@ from lib.architectures import (
 )
 from lib.config import PARAMS_BY_NAME, ViewConfig
 from lib.models import ModelShape
-from lib.pages.architectures import PAGE, architectures_page, real_model, real_shape
+from lib.pages.architectures import (
+    PAGE,
+    architectures_page,
+    real_model,
+    real_shape,
+    waiting_text,
+)
 from lib.stepping import Cell
 
 NAMES = sorted(ARCHITECTURES)
@@ -367,16 +373,16 @@ def test_a_failed_check_changes_the_words() -> None:
 def test_every_template_is_used() -> None:
     for query in (
         {},
+        {"generation": "on"},
         {"generation": "on", "token": 0},
         {"tokens": 1, "layers": 1, "generation": "on"},
     ):
         page(**query)
     page(reference=lambda: None)
     test_a_failed_check_changes_the_words()
+    waiting_text()  # what the view says before the page model exists
     unused = set(content.templates(PAGE)) - {key for p, key in content.FILLED if p == PAGE}
-    # The view says what it waits for before the page model exists.
-    view = (Path(__file__).parents[2] / site.page(PAGE).file).read_text()
-    assert unused == {"waiting"} and 'fill("architectures", "waiting")' in view
+    assert unused == set()
 
 
 def test_the_export_is_the_page_without_its_masks() -> None:
@@ -390,3 +396,17 @@ def test_the_export_is_the_page_without_its_masks() -> None:
     assert [row["architecture"] for row in data["table"]] == list(ARCHITECTURES)
     assert view.files["transformer"] == "architectures-tokens4-layers2-token3-layer1-figtransformer"
     assert "generationon" in page(generation="on").files["data"]
+
+
+@pytest.mark.parametrize("query", [{}, {"generation": "on"}])
+def test_no_placeholder_is_left_in_what_the_page_shows(query) -> None:
+    view = page(**query)
+    shown = [view.intro, view.loop, view.selected, view.real_text, view.sufficient]
+    shown += [
+        text
+        for panel in view.panels
+        for text in (panel.cone_caption, panel.numbers_markdown, panel.readable, panel.gain)
+    ]
+    shown += [panel.check_markdown for panel in view.panels]
+    shown += [*view.size_title, *view.path_title, *view.links.values()]
+    assert not [text for text in shown if re.search(r"\{[a-z_]+(:[^}]*)?\}", text)]
