@@ -41,6 +41,7 @@ TOKEN_AXIS_PX = 120  # x-axis of upright token labels, and its title
 # Streamlit stretches every chart to its column; a PNG or SVG export (lib.export) has none, and
 # Vega-Lite would give each token a 20-pixel step: the position charts carry this width instead.
 EXPORT_WIDTH = 720
+BAR_PX = 28  # one bar and its gap: room for every label in Streamlit's font
 BAR_ROOM = 1.3  # the top-k bars' probability axis ends here, past 100%: room for the value
 WORDS_UP_TO = 48  # tokens: beyond this a cell is too narrow to hold a word or a rank
 
@@ -112,13 +113,13 @@ def top_k_bars(labels: Sequence[str], probs: np.ndarray, came_next: int | None) 
                 "kind:N",
                 title=None,
                 scale=alt.Scale(domain=kinds, range=list(BAR_COLORS.values())),
-                legend=alt.Legend(orient="bottom"),
+                legend=alt.Legend(orient="bottom", columns=1),  # fits a narrow column
             ),
             stroke=alt.Stroke(
                 "kind:N",
                 title=None,
                 scale=alt.Scale(domain=kinds, range=[BAR_OUTLINES[kind] for kind in kinds]),
-                legend=alt.Legend(orient="bottom"),
+                legend=alt.Legend(orient="bottom", columns=1),  # fits a narrow column
             ),
             tooltip=["token:N", alt.Tooltip("probability:Q", format=".4f"), "kind:N"],
         )
@@ -126,7 +127,7 @@ def top_k_bars(labels: Sequence[str], probs: np.ndarray, came_next: int | None) 
     values = bars.mark_text(align="left", dx=4, fontSize=11).encode(
         text="shown:N", color=alt.value(palette.BLACK), stroke=alt.value(None)
     )
-    return (bars + values).properties(height=24 * len(labels) + 2 * LEGEND_PX)
+    return (bars + values).properties(height=BAR_PX * len(labels) + 2 * LEGEND_PX)
 
 
 def entropy_strip(

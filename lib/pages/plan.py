@@ -446,7 +446,7 @@ def plan_page(cfg: ViewConfig, lab: Lab) -> PlanPage:
                 layers=shape.layers,
                 echo=echo,
                 tokens=n_tokens,
-                tied=fill(PAGE, "opening.tied") if tied else "",
+                tied=fill(PAGE, "opening.tied") + " " if tied else "",
             ),
         ),
         output_heading=fill(PAGE, "output.heading", token=chip(tokens[token]), position=token),

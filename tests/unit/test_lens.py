@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import threading
 import xml.etree.ElementTree as ElementTree
 
@@ -476,6 +477,8 @@ def test_texts_are_filled_and_exported_json_is_the_page(sampled):
         sampled.output.numbers,
     ]
     assert all("{" not in text and "}" not in text for text in texts)
+    for text in texts:  # templates joined in code keep their spaces
+        assert "  " not in text and not re.search(r"\w\(|[a-z][.;:][A-Z]", text), text
     document = json.loads(export.view_json(site.page("plan"), ViewConfig(), sampled))
     data = document["data"]
     assert "sightings" not in data and len(data["table"]) == sampled.summary.emitted
