@@ -5,23 +5,46 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from playwright.sync_api import expect
 
 from lib.serve import wait_idle
 
 
-def nudge(page, label: str, key: str, times: int, area: str = "stMain") -> None:
-    """Move the slider labelled `label` with the keyboard, as a reader would."""
+def shared(page) -> str:
+    return page.locator("[data-testid='stSidebar'] code").inner_text().replace("\n", "")
+
+
+def nudge(page, label: str, key: str, times: int, param: str, area: str = "stMain") -> None:
+    """Move the slider labelled `label` with the keyboard, as a reader would, then wait for the
+    state the presses ask for: the thumb at its new value and the share link saying so. (Waiting
+    for a pause in the app's runs is not enough: a slider sends its keys after a short delay, so
+    a run can end before the one that carries the last key starts.)"""
     sliders = page.locator(f"[data-testid='{area}'] [data-testid='stSlider']")
-    thumb = sliders.filter(has_text=label).get_by_role("slider")
-    thumb.first.focus()
+    thumb = sliders.filter(has_text=label).get_by_role("slider").first
+    low, high = int(thumb.get_attribute("min")), int(thumb.get_attribute("max"))
+    now = int(thumb.input_value())
+    target = min(max(now + (times if key == "ArrowRight" else -times), low), high)
+    thumb.focus()
     for _ in range(times):
-        thumb.first.press(key)
+        thumb.press(key)
+    expect(thumb).to_have_value(str(target), timeout=120_000)
+    wait_shared(page, f"{param}={target}")
+
+
+def wait_shared(page, part: str) -> None:
+    """Wait until the share link holds `part` and the app is idle."""
+    page.wait_for_function(
+        "([selector, part]) => document.querySelector(selector).innerText.replace(/\\n/g, '')"
+        ".includes(part)",
+        arg=["[data-testid='stSidebar'] code", part],
+        timeout=300_000,
+    )
     wait_idle(page)
 
 
-def choose(page, label: str) -> None:
+def choose(page, label: str, part: str) -> None:
     page.locator("[data-testid='stMain'] label").filter(has_text=label).first.click()
-    wait_idle(page)
+    wait_shared(page, part)
 
 
 def settled(page) -> None:
@@ -51,49 +74,49 @@ def view_state(page) -> dict:
 PAGES: list[tuple[str, Callable, list[str]]] = [
     (
         "/?new=6",
-        lambda page: nudge(page, "Tokens to generate", "ArrowLeft", 2, area="stSidebar"),
+        lambda page: nudge(page, "Tokens to generate", "ArrowLeft", 2, "new", area="stSidebar"),
         ["new=4"],
     ),
     (
-        "/cache?new=6",
+        "/cache?new=6&layer=1",
         lambda page: (
-            nudge(page, "Decoding step", "ArrowRight", 2),
-            nudge(page, "Layer", "ArrowRight", 3),
+            nudge(page, "Decoding step", "ArrowRight", 2, "step"),
+            nudge(page, "Layer", "ArrowRight", 3, "layer"),
         ),
-        ["step=2", "layer=3"],
+        ["step=2", "layer=4"],
     ),
     (
-        "/flow?new=4",
+        "/flow?new=4&token=1&layer=1",
         lambda page: (
-            nudge(page, "Layer (row)", "ArrowRight", 2),
-            nudge(page, "Token (column)", "ArrowRight", 3),
-            choose(page, "value"),
+            nudge(page, "Layer (row)", "ArrowRight", 2, "layer"),
+            nudge(page, "Token (column)", "ArrowRight", 3, "token"),
+            choose(page, "value", "weight=value"),
         ),
-        ["layer=2", "token=3", "weight=value"],
+        ["layer=3", "token=4", "weight=value"],
     ),
     (
-        "/plan?new=4",
+        "/plan?new=4&token=1&layer=1",
         lambda page: (
-            nudge(page, "Position", "ArrowRight", 2),
-            nudge(page, "Lens layer", "ArrowRight", 3),
-            nudge(page, "Top-k", "ArrowRight", 2),
+            nudge(page, "Position", "ArrowRight", 2, "token"),
+            nudge(page, "Lens layer", "ArrowRight", 3, "layer"),
+            nudge(page, "Top-k", "ArrowRight", 2, "k"),
         ),
-        ["token=2", "layer=3", "k=12"],
+        ["token=3", "layer=4", "k=12"],
     ),
     (
         "/architectures",
         lambda page: (
-            nudge(page, "Tokens", "ArrowRight", 2),
-            nudge(page, "Layers", "ArrowLeft", 1),
+            nudge(page, "Tokens", "ArrowRight", 2, "tokens"),
+            nudge(page, "Layers", "ArrowLeft", 1, "layers"),
         ),
         ["tokens=8", "layers=3"],
     ),
     (
         "/tracking?statements=12",
         lambda page: (
-            nudge(page, "Statements in the generated program", "ArrowRight", 2),
+            nudge(page, "Statements in the generated program", "ArrowRight", 2, "statements"),
             page.get_by_role("button", name="Another program").click(),
-            wait_idle(page),
+            wait_shared(page, "pseed=1"),
         ),
         ["statements=14", "pseed=1"],
     ),
@@ -107,15 +130,15 @@ def test_a_shared_link_reopens_the_same_view(server, browser, start, change, exp
     page.goto(f"{server}{start}")
     settled(page)
     change(page)
-    shared = page.locator("[data-testid='stSidebar'] code").inner_text().replace("\n", "")
+    link = shared(page)
     for part in expected:
-        assert part in shared, shared
+        assert part in link, link
     seen = view_state(page)
     author.close()
 
     reader = browser.new_context(viewport={"width": 1400, "height": 1400})
     fresh = reader.new_page()
-    fresh.goto(shared)
+    fresh.goto(link)
     settled(fresh)
     assert fresh.locator("[data-testid='stException']").count() == 0
     assert view_state(fresh) == seen
