@@ -34,6 +34,7 @@ from transformers import (
     AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
@@ -106,6 +107,20 @@ class ModelShape:
         """The query heads that read one KV head."""
         return tuple(head for head in range(self.heads) if self.kv_head_of(head) == kv_head)
 
+    @classmethod
+    def from_config(cls, config: PretrainedConfig, bytes_per_value: int) -> ModelShape:
+        """The shape a transformers config describes (no weights needed)."""
+        return cls(
+            layers=config.num_hidden_layers,
+            heads=config.num_attention_heads,
+            kv_heads=config.num_key_value_heads,
+            hidden=config.hidden_size,
+            head_dim=config.head_dim,
+            mlp=config.intermediate_size,
+            vocab=config.vocab_size,
+            bytes_per_value=bytes_per_value,
+        )
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -126,17 +141,7 @@ class LoadedModel:
 
     @property
     def shape(self) -> ModelShape:
-        config = self.model.config
-        return ModelShape(
-            layers=config.num_hidden_layers,
-            heads=config.num_attention_heads,
-            kv_heads=config.num_key_value_heads,
-            hidden=config.hidden_size,
-            head_dim=config.head_dim,
-            mlp=config.intermediate_size,
-            vocab=config.vocab_size,
-            bytes_per_value=torch.finfo(self.model.dtype).bits // 8,
-        )
+        return ModelShape.from_config(self.model.config, torch.finfo(self.model.dtype).bits // 8)
 
 
 BUILTIN_MODELS = (

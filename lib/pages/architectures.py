@@ -131,18 +131,9 @@ def real_shape() -> RealModel | None:
         return None
     config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     dtype = SETTINGS.weights
-    shape = ModelShape(
-        layers=config.num_hidden_layers,
-        heads=config.num_attention_heads,
-        kv_heads=config.num_key_value_heads,
-        hidden=config.hidden_size,
-        head_dim=config.head_dim,
-        mlp=config.intermediate_size,
-        vocab=config.vocab_size,
-        bytes_per_value=BYTES[dtype],
-    )
+    shape = ModelShape.from_config(config, BYTES[dtype])
     name = registry()[DEFAULT_MODEL].label.split(" (")[0]  # "SmolLM2-135M-Instruct (30 layers)"
-    return real_model(name, str(folder / "config.json"), shape, dtype)
+    return real_model(name, "config.json of the converted model", shape, dtype)
 
 
 def real_model(label: str, source: str, shape: ModelShape, dtype: str) -> RealModel:
