@@ -56,6 +56,8 @@ def chart_downloads(chart: alt.TopLevelMixin, name: str) -> None:
                 mime=mime,
                 key=f"{name}-{label.lower()}",
                 on_click="ignore",
+                help="Rendered on the server when clicked (a second or two; the button spins "
+                "meanwhile).",
             )
 
 
