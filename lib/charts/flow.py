@@ -199,7 +199,7 @@ def grid_chart(
     cells["zone"] = zone.ravel()
     base = (
         alt.Chart(cells)
-        .mark_rect(stroke=palette.WHITE, strokeWidth=0.5, opacity=ZONE_OPACITY)
+        .mark_rect(stroke=palette.WHITE, strokeWidth=0.5, fillOpacity=ZONE_OPACITY)
         .encode(
             **_box(),
             color=alt.Color(
@@ -208,7 +208,11 @@ def grid_chart(
                 title=None,
                 scale=alt.Scale(domain=list(ZONES), range=list(ZONES.values())),
                 legend=alt.Legend(
-                    orient="top", direction="horizontal", columns=2, labelLimit=320, symbolOpacity=1
+                    orient="top",
+                    direction="horizontal",
+                    columns=2,
+                    labelLimit=320,
+                    symbolOpacity=ZONE_OPACITY,  # as the cells: filled at that opacity
                 ),
             ),
             tooltip=_cell_tips(_tip("zone", "nominal")),
@@ -288,7 +292,7 @@ def cone_chart(
     )
     base = (
         alt.Chart(cells)
-        .mark_rect(stroke=palette.WHITE, strokeWidth=0.5, opacity=ZONE_OPACITY)
+        .mark_rect(stroke=palette.WHITE, strokeWidth=0.5, fillOpacity=ZONE_OPACITY)
         .encode(
             **_box(),
             color=alt.Color("fill", type="nominal", scale=None),

@@ -1,12 +1,13 @@
-"""/flow in Debian's Chromium against a real server and the real model: the edges of a linked
-cell are drawn, a click on another cell moves the selection, the URL and the table, and the
-grid's export menu downloads a PNG named after the view."""
+"""/flow in Debian's Chromium against a real server and the real model: a link without a cell
+opens on the page's pick, the edges of a linked cell are drawn, a click on another cell moves
+the selection, the URL and the table, the tour's surgery link shows its claim, and the grid's
+export menu downloads a PNG named after the view."""
 
 import re
 from urllib.parse import quote
 
-from tests.browser.conftest import download_png, screenshot
 from lib.serve import wait_idle
+from tests.browser.conftest import download_png, screenshot
 
 PROMPT = "The capital of France is Paris. The capital of Italy is"
 SLOW = 600_000  # ms: the first view generates, traces, and runs a gradient pass and a surgery
@@ -23,7 +24,9 @@ def grid_cell(page, token: int, layer: int):
 
 
 def edge_count(page) -> int:
+    """The rules drawn into the selected cell, once Vega has drawn the grid's cells."""
     grid = page.locator("[data-testid='stVegaLiteChart']").first
+    grid.locator("g.mark-rect path").first.wait_for(state="attached", timeout=60_000)
     return grid.locator("g.mark-rule path, g.mark-rule line").count()
 
 
@@ -73,6 +76,35 @@ def test_a_click_on_the_grid_moves_selection_url_and_table(server, page):
     assert "Cell (8, 20) is the output of decoder layer 19" in main.inner_text()
     assert page.locator("[data-testid='stException']").count() == 0
     full_screenshot(page, "flow-after-click")
+
+
+def test_a_link_without_a_cell_opens_on_the_last_token_halfway_up(server, page):
+    page.goto(f"{server}/flow?prompt={quote(PROMPT)}&new=8")
+    wait_idle(page, SLOW)
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_text("What feeds token 19").wait_for()  # 12 prompt + 8 new tokens: 0…19
+    assert "at layer 15" in main.inner_text()
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert edge_count(page) == 20  # every token 0…19 feeds the last one (the table scrolls)
+    assert "token=" not in page.url and "layer=" not in page.url
+    wait_drawn(page)
+    dashed = page.locator("[data-testid='stVegaLiteChart'] path[stroke-dasharray='5,3']")
+    assert dashed.count() >= 2  # the forward cone's outline, in the grid and in the cone
+
+
+def test_the_tours_surgery_link_edits_internal_states_only(server, page):
+    page.goto(f"{server}/flow?token=8&layer=12&src=3&from=1&to=15&edit=zero")
+    wait_idle(page, SLOW)
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_text("in layers 1–15 were set to zero").wait_for()
+    text = main.inner_text()
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stAlert']").count() == 0  # no notice: a valid link
+    assert "Layer 0's K and V" not in text  # from layer 1: the word is left alone
+    assert "Rows 0–1 of later tokens cannot read the edit" in text
+    assert "moved by at most 0.0e+00" in text
+    assert re.search(r"unedited cache has \d+ greedy tokens?", text)
+    full_screenshot(page, "flow-tour-surgery")
 
 
 def test_the_grid_downloads_as_a_png_named_after_the_view(server, page):
