@@ -177,6 +177,15 @@ def entropy_strip(
     return alt.layer(*layers).properties(width=EXPORT_WIDTH, height=170 + LEGEND_PX + TOKEN_AXIS_PX)
 
 
+def _cells(frame: pd.DataFrame, x: alt.X, y: alt.Y, color: alt.Color, tooltip: list) -> alt.Chart:
+    """A grid of (x, y) cells filled by `color`, with thin white borders between them."""
+    return (
+        alt.Chart(frame)
+        .mark_rect(stroke=palette.WHITE, strokeWidth=0.4)
+        .encode(x=x, y=y, color=color, tooltip=tooltip)
+    )
+
+
 def lens_frame(
     labels: Sequence[str], top1_labels: np.ndarray, top1_probs: np.ndarray, entropy: np.ndarray
 ) -> pd.DataFrame:
@@ -222,29 +231,25 @@ def lens_heatmap(
         axis=alt.Axis(values=list(range(0, n_rows, 2 if n_rows > 16 else 1))),
     )
     pick = alt.selection_point(name=LENS_SELECTION, fields=["position", "layer"], on="click")
-    cells = (
-        alt.Chart(frame)
-        .mark_rect(stroke=palette.WHITE, strokeWidth=0.4)
-        .encode(
-            x=x,
-            y=y,
-            color=alt.Color(
-                "probability:Q",
-                title="top-1 probability",
-                scale=alt.Scale(type="threshold", domain=list(PROB_EDGES), range=PROB_COLORS),
-                legend=alt.Legend(orient="top"),
-            ),
-            tooltip=[
-                alt.Tooltip("position:O"),
-                alt.Tooltip("input:N", title="token at this position"),
-                alt.Tooltip("layer:O"),
-                alt.Tooltip("top:N", title="lens top-1 (next token)"),
-                alt.Tooltip("probability:Q", format=".3f"),
-                alt.Tooltip("entropy:Q", title="entropy (nats)", format=".2f"),
-            ],
-        )
-        .add_params(pick)
-    )
+    cells = _cells(
+        frame,
+        x,
+        y,
+        alt.Color(
+            "probability:Q",
+            title="top-1 probability",
+            scale=alt.Scale(type="threshold", domain=list(PROB_EDGES), range=PROB_COLORS),
+            legend=alt.Legend(orient="top"),
+        ),
+        [
+            alt.Tooltip("position:O"),
+            alt.Tooltip("input:N", title="token at this position"),
+            alt.Tooltip("layer:O"),
+            alt.Tooltip("top:N", title="lens top-1 (next token)"),
+            alt.Tooltip("probability:Q", format=".3f"),
+            alt.Tooltip("entropy:Q", title="entropy (nats)", format=".2f"),
+        ],
+    ).add_params(pick)
     words = (
         alt.Chart(frame)
         .mark_text(fontSize=9, limit=alt.expr(f"width / {len(labels)} - 3"))
@@ -330,20 +335,17 @@ def first_seen_chart(
         ),
     )
     y = alt.Y("layer:O", sort="descending", title="layer of the emitting position")
-    cells = (
-        alt.Chart(frame)
-        .mark_rect(stroke=palette.WHITE, strokeWidth=0.4)
-        .encode(
-            x=x,
-            y=y,
-            color=alt.Color(
-                "band:N",
-                title="rank in the lens",
-                scale=alt.Scale(domain=[label for _, label in buckets], range=rank_colors(k)),
-                legend=alt.Legend(orient="top"),
-            ),
-            tooltip=["emitted:N", "layer:O", "rank:Q", "band:N"],
-        )
+    cells = _cells(
+        frame,
+        x,
+        y,
+        alt.Color(
+            "band:N",
+            title="rank in the lens",
+            scale=alt.Scale(domain=[label for _, label in buckets], range=rank_colors(k)),
+            legend=alt.Legend(orient="top"),
+        ),
+        ["emitted:N", "layer:O", "rank:Q", "band:N"],
     )
     marks = milestones(sightings, k)
     layers = [cells]
