@@ -117,7 +117,7 @@ class Lab:
 
             runs = cache_compare.run_both(self.lm, prompt_ids, new, seed, on_step=step)
             key = ("generation", self.model_id, self.dtype, prompt_ids, new, seed)
-            self.store.put(key, runs.on)
+            self.store.save(key, runs.on)
             return runs
 
         return self.keep(

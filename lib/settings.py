@@ -23,6 +23,8 @@ class Settings:
     weights: str  # KV_LENS_WEIGHTS: float32, or bfloat16 to halve the weights on small hosts
     starter_prompt: str
     max_cache_mb: int  # KV_LENS_MAX_CACHE_MB: every computed result together, in MiB
+    results_dir: str  # KV_LENS_RESULTS_DIR: results kept on disk ("off": none); see lib/store.py
+    max_disk_mb: int  # KV_LENS_MAX_DISK_MB: the results on disk together, in MiB
 
 
 def _number(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -45,6 +47,8 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         weights=weights if weights in {"float32", "bfloat16"} else "float32",
         starter_prompt=env.get("KV_LENS_STARTER_PROMPT", WORKSHOP_STARTER if workshop else ""),
         max_cache_mb=_number(env, "KV_LENS_MAX_CACHE_MB", 256, 16, 65_536),
+        results_dir=env.get("KV_LENS_RESULTS_DIR", ""),
+        max_disk_mb=_number(env, "KV_LENS_MAX_DISK_MB", 2048, 64, 1 << 20),
     )
 
 

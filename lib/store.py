@@ -5,17 +5,28 @@ holds about a hundred megabytes: a cache bounded by its number of entries lets a
 with long prompts push a small host out of memory. Here every result is weighed when it is
 stored, the least recently used ones leave when the total passes the budget, and sessions that
 ask for the same key at once wait for one computation instead of each running the model.
+
+Behind the memory, a folder on disk (`DiskTier`, a `diskcache.Cache`) keeps results across
+restarts and across server processes that share it: a link opened by a crowd, or by a room of
+laptops served by several replicas, is computed once. Its keys carry a fingerprint of the code
+that computes them, so a result is never served by code that would compute it differently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import diskcache
 import numpy as np
 import pandas as pd
 import torch
@@ -57,6 +68,51 @@ def nbytes_of(value: Any, _seen: set[int] | None = None) -> int:
     return OBJECT_BYTES
 
 
+@cache
+def code_fingerprint() -> str:
+    """A digest of every source file of lib/: results computed by other code are not reused."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def digest_of(key: Hashable) -> str:
+    """A stable name for a key, the same in every process: its representation (tuples of
+    numbers, strings and frozen dataclasses) and the code fingerprint, hashed."""
+    return hashlib.sha256(f"{code_fingerprint()}|{key!r}".encode()).hexdigest()
+
+
+class DiskTier:
+    """Results on disk, within `budget_bytes`, least recently used out first; safe for several
+    threads and processes (SQLite underneath). Writes happen in the background."""
+
+    def __init__(self, folder: Path, budget_bytes: int) -> None:
+        self._cache = diskcache.Cache(
+            str(folder), size_limit=budget_bytes, eviction_policy="least-recently-used"
+        )
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kv-lens-disk")
+
+    def get(self, key: Hashable) -> Any | None:
+        return self._cache.get(digest_of(key))
+
+    def put(self, key: Hashable, value: Any) -> None:
+        self._writer.submit(self._cache.set, digest_of(key), value)
+
+    def flush(self) -> None:
+        """Wait for the writes under way (a warm-up command before it exits, tests)."""
+        self._writer.submit(lambda: None).result()
+
+    def volume(self) -> int:
+        return int(self._cache.volume())
+
+
+def log_computed(key: Hashable, seconds: float) -> None:
+    """One line per computation on the server's stderr: what replicas and load tests count."""
+    kind = key[0] if isinstance(key, tuple) and key else type(key).__name__
+    print(f"kv-lens: computed {kind} {digest_of(key)[:12]} {seconds:.2f}s", file=sys.stderr)
+
+
 @dataclasses.dataclass(frozen=True)
 class StoreUse:
     """What a store holds now, for the README's memory table and the bench."""
@@ -70,8 +126,9 @@ class StoreUse:
 class ResultStore(Generic[Value]):
     """A thread-safe least-recently-used store whose bound is bytes, not entries."""
 
-    def __init__(self, budget_bytes: int) -> None:
+    def __init__(self, budget_bytes: int, disk: DiskTier | None = None) -> None:
         self._budget = budget_bytes
+        self.disk = disk
         self._items: OrderedDict[Hashable, tuple[Value, int]] = OrderedDict()
         self._used = 0
         self._evictions = 0
@@ -101,6 +158,12 @@ class ResultStore(Generic[Value]):
                 self._used -= freed
                 self._evictions += 1
 
+    def save(self, key: Hashable, value: Value) -> None:
+        """Keep a new result in memory and, when there is one, on disk."""
+        self.put(key, value)
+        if self.disk is not None:
+            self.disk.put(key, value)
+
     def compute(self, key: Hashable, make: Callable[[], Value]) -> Value:
         """The stored value of `key`, or `make()` stored under it. Concurrent callers of one key
         wait for the first one's computation rather than repeat it."""
@@ -112,9 +175,15 @@ class ResultStore(Generic[Value]):
         try:
             with key_lock:
                 found = self.get(key)
+                if found is None and self.disk is not None:
+                    found = self.disk.get(key)
+                    if found is not None:
+                        self.put(key, found)
                 if found is None:
+                    start = time.perf_counter()
                     found = make()
-                    self.put(key, found)
+                    log_computed(key, time.perf_counter() - start)
+                    self.save(key, found)
                 return found
         finally:
             with self._lock:

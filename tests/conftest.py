@@ -8,12 +8,18 @@ browser and not real"` is the quick loop.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-import streamlit as st
+# Results on disk would let one test find what another computed (and count no model call):
+# every test, and every server a test starts, keeps its results in memory only. Set before
+# lib.settings reads the environment.
+os.environ["KV_LENS_RESULTS_DIR"] = "off"
 
-from lib import models
+import pytest  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from lib import models  # noqa: E402
 
 BROWSER = Path(__file__).parent / "browser"
 

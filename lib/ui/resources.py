@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlparse
 
 import streamlit as st
@@ -19,7 +20,7 @@ from lib.config import ViewConfig
 from lib.lab import Lab
 from lib.models import LoadedModel, ModelUnavailable
 from lib.settings import SETTINGS
-from lib.store import ResultStore
+from lib.store import DiskTier, ResultStore
 from lib.toy import VerificationResult
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}  # where an error may show server paths
@@ -27,8 +28,22 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}  # where an error may show serve
 
 @st.cache_resource(show_spinner=False)
 def store() -> ResultStore:
-    """The one store of computed results, shared by every session of this server."""
-    return ResultStore(SETTINGS.max_cache_mb << 20)
+    """The one store of computed results, shared by every session of this server, and, behind
+    it, the results folder shared by every server process that uses it."""
+    return ResultStore(SETTINGS.max_cache_mb << 20, results_on_disk())
+
+
+def results_on_disk() -> DiskTier | None:
+    """$KV_LENS_RESULTS_DIR, else the results folder beside the converted model; None when
+    set to `off` or when the folder cannot be made (the app then keeps results in memory)."""
+    if SETTINGS.results_dir == "off":
+        return None
+    folder = Path(SETTINGS.results_dir) if SETTINGS.results_dir else models.cache_dir() / "results"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return DiskTier(folder, SETTINGS.max_disk_mb << 20)
+    except OSError:
+        return None
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from lib.store import ResultStore, nbytes_of
+from lib.store import DiskTier, ResultStore, digest_of, nbytes_of
 
 
 def test_results_are_weighed_by_their_arrays():
@@ -51,3 +51,24 @@ def test_sessions_asking_for_one_key_at_once_share_one_computation():
     for thread in threads:
         thread.join()
     assert results == ["result"] * 4 and len(calls) == 1
+
+
+def test_results_on_disk_serve_another_process_and_survive_a_restart(tmp_path):
+    """Two stores on one folder stand for two replicas (or a server before and after a
+    restart): what one computed, the other reads without computing."""
+    key = ("trace", "tiny-random", "float32", (1, 2, 3))
+    first = ResultStore(1 << 20, DiskTier(tmp_path, 1 << 24))
+    value = first.compute(key, lambda: np.arange(1000.0))
+    first.disk.flush()
+    second = ResultStore(1 << 20, DiskTier(tmp_path, 1 << 24))
+    made = []
+    again = second.compute(key, lambda: made.append(1) or np.zeros(1))
+    np.testing.assert_array_equal(again, value)
+    assert made == []
+    assert second.get(key) is not None  # now in memory too
+
+
+def test_a_key_names_the_same_result_in_every_process():
+    key = ("surgery", "m", "float32", (1, 2), ("edit", 3))
+    assert digest_of(key) == digest_of(tuple(key)) != digest_of(("surgery", "m", "bfloat16"))
+    assert len(digest_of(key)) == 64
