@@ -10,7 +10,7 @@ ADDRESS ?= localhost
 # `make run WORKSHOP=1`: lock the model, lower the sizes, open on a starter prompt.
 WORKSHOP ?=
 
-.PHONY: setup run test bench loadtest browser clean
+.PHONY: setup run test bench loadtest browser warm clean
 
 setup: $(STAMP) $(MODEL_STAMP)
 
@@ -39,6 +39,10 @@ test: setup browser
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# Compute the preset prompts and every tour link into the results folder, so a workshop starts hot.
+warm: setup
+	$(PY) -m lib.warm
 
 bench: setup
 	$(PY) -m bench

@@ -17,6 +17,7 @@ import torch
 
 from lib.architectures import ancestor_masks
 from lib.stepping import Cell, step_full_difference
+from lib.store import ResultStore
 from lib.toy.common import ToyModel, generation_masks, gradient_masks, single_thread
 from lib.toy.feedback import ToyFeedbackTransformer
 from lib.toy.rnn import ToyRNN
@@ -114,4 +115,11 @@ def verify(arch_name: str, tokens: int, layers: int, seed: int = 0) -> Verificat
         step_equals_full=difference <= STEP_TOLERANCE,
         reading=reading,
         generating=generating,
+    )
+
+
+def checked(store: ResultStore, arch_name: str, tokens: int, layers: int) -> VerificationResult:
+    """`verify`, once per grid for every session and server process that shares `store`."""
+    return store.compute(
+        ("verification", arch_name, tokens, layers), lambda: verify(arch_name, tokens, layers)
     )

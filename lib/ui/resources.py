@@ -100,5 +100,4 @@ def lab(cfg: ViewConfig, dtype: str | None = None) -> Iterator[Lab]:
 
 def verification(arch_name: str, tokens: int, layers: int) -> VerificationResult:
     """The live check of one toy model, once per grid; kept with every other result."""
-    key = ("verification", arch_name, tokens, layers)
-    return store().compute(key, lambda: toy.verify(arch_name, tokens, layers))
+    return toy.checked(store(), arch_name, tokens, layers)
