@@ -13,7 +13,6 @@ with resources.lab(cfg) as lab:
     page = flow_page(cfg, lab)
 cell, auto, files, highest = page.cell, page.auto_cell, page.files, page.highest
 CELL = ("token", "layer")
-bounds = (page.n_tokens, page.n_layers + 1)
 
 st.title(page.title)
 draw.notices(page.notices)
@@ -65,7 +64,7 @@ with chart_column:
         files["grid"],
         charts.for_file(grid, page.n_tokens),
         key="flow_grid",
-        on_select=state.copy_click("flow_grid", charts.SELECTION, CELL, CELL, bounds),
+        on_select=state.copy_click("flow_grid", charts.SELECTION, CELL, CELL, page.grid_size),
         selection_mode=charts.SELECTION,
     )
 with table_column:
@@ -93,7 +92,7 @@ draw.chart(
     files["cone"],
     charts.for_file(cone_figure, page.n_tokens),
     key="flow_cone",
-    on_select=state.copy_click("flow_cone", charts.SELECTION, CELL, CELL, bounds),
+    on_select=state.copy_click("flow_cone", charts.SELECTION, CELL, CELL, page.grid_size),
     selection_mode=charts.SELECTION,
 )
 st.caption(cone.caption)

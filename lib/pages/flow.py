@@ -5,7 +5,7 @@ tokens do when one token's cached K/V are edited while every word stays the same
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -131,6 +131,7 @@ class FlowPage:
     edit_options: dict[str, str] = field(metadata=HIDDEN)
     other_disabled: bool = field(metadata=HIDDEN)  # `other` matters only for edit=token
     highest: dict[str, int] = field(metadata=HIDDEN)  # each control's largest value in this run
+    grid_size: tuple[int, int] = field(metadata=HIDDEN)  # (tokens, rows): bounds of a click
     title: str
     claim: str
     start: str
@@ -437,17 +438,14 @@ def flow_page(cfg: ViewConfig, lab: Lab) -> FlowPage:
             "to": shape.layers - 1,
             "other": n_tokens - 1,
         },
+        grid_size=(n_tokens, n_layers + 1),
         title=fill(PAGE, "title"),
         claim=fill(
             PAGE,
             "claim",
+            **asdict(shape),  # layers, kv_heads, head_dim, hidden, mlp, …
             model=lm.spec.label,
-            layers=n_layers,
             kv_width=shape.kv_width,
-            kv_heads=shape.kv_heads,
-            head_dim=shape.head_dim,
-            hidden=shape.hidden,
-            mlp=shape.mlp,
             tokens=n_tokens,
             prompt=n_prompt,
             generated=n_tokens - n_prompt,
@@ -455,13 +453,7 @@ def flow_page(cfg: ViewConfig, lab: Lab) -> FlowPage:
         ),
         start=fill(PAGE, "start"),
         example=fill(PAGE, "example", layer=auto.layer),
-        head_help=fill(
-            PAGE,
-            "head_help",
-            heads=shape.heads,
-            kv_heads=shape.kv_heads,
-            group=shape.heads // shape.kv_heads,
-        ),
+        head_help=fill(PAGE, "head_help", **asdict(shape), group=shape.heads // shape.kv_heads),
         weight_help=fill(PAGE, "weight_help"),
         edges=EdgesView(
             heading=fill(PAGE, "edges.heading", token=token, label=labels[token], layer=layer),
