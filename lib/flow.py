@@ -166,8 +166,8 @@ class GradientCone:
     @property
     def row_relative(self) -> np.ndarray:
         """(L+1, T): each gradient over the largest of its row (0 where a row has none).
-        States grow from row to row, and their gradients shrink with them (RMSNorm divides the
-        size out), so shades compare within a row, not across rows."""
+        Gradient sizes differ from row to row (each layer reads a state through RMSNorm, and
+        states grow with depth), so shades compare within a row, not across rows."""
         largest = self.norms.max(axis=1, keepdims=True)  # (L+1, 1)
         return np.divide(self.norms, largest, out=np.zeros_like(self.norms), where=largest > 0)
 
