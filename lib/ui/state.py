@@ -31,6 +31,7 @@ from lib.site import PageInfo
 STREAMLIT_PARAMS = ("embed", "embed_options")
 _RUN = "_kv_lens_run"  # this run's Resolved view
 _LAST_URL = "_kv_lens_last_url"  # (page path, URL parameters) as the last run left them
+_PICKED = "_kv_lens_picked"  # {parameter: the value the page picked for an empty parameter}
 DEFAULTS = ViewConfig()
 
 
@@ -95,9 +96,11 @@ def begin_run(page: PageInfo) -> Resolved:
     last_page, last_url = st.session_state.get(_LAST_URL, (None, None))
     link_wins = last_url is None or last_page != page.path
     chosen = {name: url[name] for name in url if name not in page.url_params}  # for notices
+    picked = st.session_state.get(_PICKED, {})
     for name in page.url_params:
         followed = link_wins or url.get(name) != last_url.get(name)
-        if followed or name not in st.session_state:
+        unchosen = name in picked and st.session_state.get(name) == picked[name]
+        if followed or unchosen or name not in st.session_state:
             if name in url:
                 chosen[name] = url[name]
         else:
@@ -153,10 +156,16 @@ def bound(
     differs from it. Options are matched by their text, which is also what the URL holds.
     """
     param = PARAMS_BY_NAME[name]
-    wanted = getattr(view(), param.attr) if value is None else value
+    configured = getattr(view(), param.attr)
+    wanted = configured if value is None else value
     default = getattr(DEFAULTS, param.attr)
     if default is None and auto is not None:
         default = auto
+    picked = st.session_state.setdefault(_PICKED, {})
+    if configured is None and auto is not None:
+        picked[name] = auto  # the page's pick, not the reader's: picked again on the next run
+    else:
+        picked.pop(name, None)
     options = kwargs.get("options")
     if options is not None:
         by_text = {str(option): option for option in options}

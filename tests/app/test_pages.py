@@ -77,3 +77,14 @@ def test_hostile_models_never_reach_a_loader():
         at = open_page(site.page(""), {"model": [hostile], "new": ["2"]})
         assert not at.exception
         assert any("model" in warning.value.lower() for warning in at.warning)
+
+
+def test_a_pick_of_the_page_follows_the_run_and_a_choice_of_the_reader_stays():
+    at = open_page(site.page("plan"), {"model": ["tiny-random"], "new": ["3"]})
+    first = at.slider(key="token").value
+    at.text_area(key="prompt").set_value("ab").run()
+    assert not at.exception and not at.warning  # picked again, not clamped with a notice
+    assert at.slider(key="token").value != first and "token" not in at.query_params
+    at.slider(key="token").set_value(0).run()
+    at.text_area(key="prompt").set_value("abcdefgh").run()
+    assert at.slider(key="token").value == 0  # the reader's choice survives a new prompt
