@@ -122,7 +122,7 @@ def test_the_grid_downloads_as_a_png_named_after_the_view(server, page):
 
     menus.first.get_by_role("button").click()  # the menu under the grid
     body = page.locator("[data-testid='stPopoverBody']")
-    body.get_by_text("SVG").wait_for()
+    body.get_by_role("button", name="SVG", exact=True).wait_for()  # its help repeats the label
     screenshot(page, "flow-export-open")
     name, image = download_png(page, body)
     assert name == "flow-token5-layer12-headall-aggmean-weightvalue-figgrid.png"
