@@ -219,8 +219,8 @@ PARAMS: tuple[Param, ...] = (
     ),
     ChoiceParam("agg", "mean", "how `head=all` combines heads", choices=("mean", "max")),
     IntParam("src", 0, "source token whose cache is edited", 0, 10_000),
-    IntParam("from", 0, "first layer of the cache edit", 0, MAX_LAYER),
-    IntParam("to", 0, "last layer of the cache edit", 0, MAX_LAYER),
+    IntParam("from", 1, "first layer of the cache edit (0: the word's own K/V)", 0, MAX_LAYER),
+    IntParam("to", 1, "last layer of the cache edit", 0, MAX_LAYER),
     ChoiceParam("edit", "zero", "how the cache is edited", choices=("zero", "mean", "token")),
     IntParam("other", 0, "with `edit=token`: the token whose K/V replace the source's", 0, 10_000),
     # /plan
@@ -261,8 +261,8 @@ class ViewConfig:
     weight: str = "attn"
     agg: str = "mean"
     src: int = 0
-    from_: int = 0
-    to: int = 0
+    from_: int = 1  # layer 0's K/V are projections of the word itself: edit internal states
+    to: int = 1
     edit: str = "zero"
     other: int = 0
     k: int = 10

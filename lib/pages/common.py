@@ -34,10 +34,12 @@ class SessionRun:
         return min(len(self.prompt.ids), self.trace.n_tokens)
 
 
-def session_run(cfg: ViewConfig, lab: Lab, limit: int = SETTINGS.max_grid_tokens) -> SessionRun:
+def session_run(cfg: ViewConfig, lab: Lab, limit: int | None = None) -> SessionRun:
     """Prompt + continuation (greedy or seeded, cache on), then one trace of the first `limit`
-    tokens: the grids of /flow and /plan, and their gradient and surgery passes, grow with the
-    square of the length. The same sequence gives the same trace on both pages."""
+    tokens (default: KV_LENS_MAX_GRID_TOKENS): the grids of /flow and /plan, and their gradient
+    and surgery passes, grow with the square of the length. The same sequence gives the same
+    trace on both pages."""
+    limit = SETTINGS.max_grid_tokens if limit is None else limit
     prompt = lab.prompt(cfg.prompt)
     run = lab.generation(prompt.ids, cfg.new, cfg.seed)
     ids = prompt.ids + run.new_ids

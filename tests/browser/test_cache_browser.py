@@ -54,7 +54,7 @@ def test_cache_page_exports_the_step_grid_as_png(server, page):
 
     menus.nth(3).get_by_role("button").click()  # the menu under the cache-on grid
     body = page.locator("[data-testid='stPopoverBody']")
-    body.get_by_text("SVG").wait_for()
+    body.get_by_role("button", name="SVG", exact=True).wait_for()
     screenshot(page, "cache-export-open")
     name, image = download_png(page, body)
     assert name == "cache-new8-float32-greedy-step2-layer4-figgridon.png"

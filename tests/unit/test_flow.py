@@ -246,7 +246,7 @@ def test_surgery_numbers_are_the_edits_own(lab):
     assert f"moved by at most {result.below_edit_change:.1e}" in view.rounding_caption
     assert result.below_edit_change == 0 < result.above_edit_change
     assert "Layer 0's K and V" not in view.description  # from layer 1: internal states only
-    assert "Layer 0's K and V" in page_of(lab, src=3).surgery.description
+    assert "Layer 0's K and V" in page_of(lab, src=3, from_=0).surgery.description
 
 
 def test_a_copy_of_the_same_word_at_layer_0_moves_nothing_on_the_page(lab):
