@@ -13,7 +13,7 @@ import bench
 from bench.common import report
 
 for module in sorted(pkgutil.iter_modules(bench.__path__), key=lambda info: info.name):
-    if module.name not in {"__main__", "common", "loadtest", "train_tracking"}:
+    if module.name not in {"__main__", "common", "loadtest", "loadtest_agent", "train_tracking"}:
         importlib.import_module(f"bench.{module.name}").run()
 
 report("rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # peak, in MiB

@@ -1,180 +1,601 @@
-"""`make loadtest`: N Chromium sessions against one local server, each on its own page and prompt.
+"""`make loadtest`: the server under N concurrent sessions, each driven without a browser.
 
-A first visit loads the model (reported as the cold start). Then every session opens its page
-with its own prompt (all at once, on cold caches of generations and traces), then moves a slider
-one step per round, as a reader exploring the view would. Reported: errors (exception boxes,
-time-outs), p50/p95 seconds to a rendered view (all views; opening ones; moves), the slowest
-views, the server's peak resident memory, and the CPU seconds of the server and of the browsers:
-they share the machine's cores, so the browsers' rendering is part of every time. Traffic stays
-on 127.0.0.1.
-Not part of `make bench` (it is not a ratio against transformers): run it on its own.
+Every session is an HTTP client of Streamlit's agent API (`bench/loadtest_agent.py`): it opens a
+page URL with its query parameters and waits until the script run has finished (a finished
+view), then changes one selection of the view (`--rounds 2`, the default) and waits again. The
+server computes and renders exactly as for a browser; no browser shares its cores. One real
+Chromium session then opens the measured views, as a check that they render (no exception box,
+their charts drawn).
+
+The server starts fresh, with an empty results folder (a temporary `KV_LENS_RESULTS_DIR`), so
+nothing was computed before; a first visit loads the model (the cold start). Then:
+
+1. serial: the views of the distinct case one after another, each on a fresh prompt, then one
+   view of the shared case on a fresh prompt: every session alone on the server;
+2. for each N of `--sessions`: N sessions at once, each on its own prompt (distinct); then N
+   sessions at once on one new link (shared). No prompt is used twice in a run.
+
+Reported per N: p50/p95 seconds to a finished view (and to the view after the selection),
+errors (a run that raised, an error box, a refused request, a view other than the one asked
+for: must be 0), the server's peak RSS (server process and children), its CPU seconds, and the
+computations it logged (`kv-lens: computed …` on its stderr). Targets, as ratios of this run:
+
+* `loadtest_N_distinct_ratio` = p95 ÷ (serial sum of the same N views ÷ model workers) ≤ 1.3:
+  the app serialises model calls with one lock, so one worker; beyond that, no overhead;
+* `loadtest_N_shared_ratio` = p95 ÷ one session's time on a fresh link ≤ 1.5: the link is
+  computed once (lib/store.py), the other sessions wait for it and render.
+
+The server runs torch on one thread per model call (`--torch-threads 1`, the default): model
+calls are serialised anyway, and on a small host shared with the sessions' rendering a second
+intra-op thread mostly waits (on the 2 busy cores here /cache's two 8-token runs of the real
+model took ~80 s with two threads, ~9 s with one). `--torch-threads 0` keeps torch's default.
+
+An agent session costs the server what a browser's WebSocket session does: opening a /cache
+view whose results were already stored took ~1.0–1.1 CPU-s of the server either way (measured
+once against a WebSocket client speaking Streamlit's protocol), so the figures hold for browsers.
+
+Not part of `make bench`: run it on its own (`--model tiny-random` for a quick run). The exit
+status is 1 when there was an error. Traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import unquote_plus, urlencode
+from pathlib import Path
+from urllib.parse import urlencode
 
 import psutil
-from playwright.async_api import async_playwright
 
 from bench.common import report
-from lib.serve import APP_IDLE, CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from bench.loadtest_agent import AgentSession, count_types, problems, selection_move
+from lib import site
+from lib.serve import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_idle
 
-SLOWEST_SHOWN = 5
-OPEN = "open"  # how an opening view's entry in the times starts
-WARM_UP = {"prompt": "Hello", "new": 1}  # the first visit, before the clock of the sessions
-PAGES = ["", "cache", "flow", "plan", "architectures"]
-PROMPTS = [
+DEFAULT_MODEL = "smollm2-135m"  # lib.models.DEFAULT_MODEL (not imported: it imports torch)
+DEFAULT_SESSIONS = (8, 32)
+MODEL_WORKERS = 1  # every model call holds the model's one lock (lib.models.LoadedModel)
+COMPUTED = "kv-lens: computed "  # the line lib.store logs for every result it computes
+AGENT_OPTIONS = {
+    "server.enableAgentApi": "true",
+    "server.agentWaitTimeout": "600",  # answer when the view is finished, not `wait_timed_out`
+    "server.agentSessionTTL": "30",  # done sessions leave, as a closed browser tab's do
+    "server.agentMaxSessions": "1000",
+}
+# What a reader exploring a view clicks next, per page: selections that rerun the page from its
+# stored results (not `dtype`, which loads a second model).
+SELECTIONS = {
+    "cache": ("kvhead", "offgrid"),
+    "flow": ("weight", "agg"),
+    "architectures": ("generation",),
+}
+CHART_TYPES = ("altair_chart", "vega_lite_chart", "line_chart", "bar_chart", "area_chart")
+CHART_DRAWN = "[data-testid='stVegaLiteChart'] :is(canvas, svg)"  # in the browser
+WARM_UP = {"prompt": "Hello", "new": "2"}  # the first visit: it loads the model
+PROMPTS = (
     "The cure for cancer is",
     "Alice has 3 apples. Bob gives her 2 more. Now Alice has",
     "Roses are red, violets are blue,",
-    "The capital of France is Paris. The capital of Italy is",
     "Once upon a time, a small robot",
     "def fibonacci(n):",
     "The best way to learn a language is",
     "In 1969, the first people to walk on the Moon were",
-]
+    "My favourite season is autumn because",
+)
+SHARED_PROMPT = "The capital of France is Paris. The capital of Italy is"
+SERIAL, SHARED_SERIAL = 0, 1  # the phases before the concurrent ones, for fresh prompts
 
 
-def session_url(base: str, index: int) -> str:
-    page = PAGES[index % len(PAGES)]
-    return f"{base}/{page}?{urlencode({'prompt': PROMPTS[index % len(PROMPTS)], 'new': 12})}"
+@dataclass(frozen=True)
+class View:
+    """One link: a page and its URL parameters."""
+
+    page: str
+    params: dict[str, str]
+
+    def url(self, base: str) -> str:
+        return f"{base}/{self.page}?{urlencode(self.params)}"
+
+    def __or__(self, extra: Mapping[str, str]) -> View:
+        return View(self.page, {**self.params, **extra})
 
 
-async def settled(
-    page, start: float, what: str, times: list[tuple[float, str]], errors: list[str]
-) -> None:
-    """Wait for the run to end (after a grace for it to start); note its time, and any error box."""
-    await page.wait_for_timeout(300)
-    await page.wait_for_selector(APP_IDLE, timeout=120_000)
-    times.append((time.perf_counter() - start, what))
-    if await page.locator("[data-testid='stException']").count():
-        errors.append(f"exception at {what}")
+def fresh_prompt(base: str, phase: int, index: int) -> str:
+    """A prompt used once in a run: `base` with a marker unique to (phase, index). The marker
+    has the same length in every phase, so view `index` costs alike in all of them."""
+    if not 0 <= index < 1000 or not 0 <= phase < 9:
+        raise ValueError("at most 9 phases of 1000 sessions")
+    return f"Note {1000 * (phase + 1) + index}. {base}"
 
 
-async def nudge_a_slider(page) -> str:
-    """Move the first slider of the page (the sidebar's on pages without one) one step, with the
-    keyboard, as a reader exploring the view would; returns its label."""
-    for area in ("stMain", "stSidebar"):
-        sliders = page.locator(f"[data-testid='{area}'] [data-testid='stSlider']")
-        if await sliders.count():
-            label = (await sliders.first.locator("label").first.inner_text()).strip()
-            await sliders.first.get_by_role("slider").press("ArrowRight")
-            return label
-    raise RuntimeError("no slider to move on this page")
+def distinct_views(phase: int, count: int, page: str, new: int, model: str) -> list[View]:
+    """`count` views of `page`, each on its own prompt: view `i` of every phase differs only by
+    its marker."""
+    return [
+        View(page, {"prompt": fresh_prompt(PROMPTS[i % len(PROMPTS)], phase, i), "new": str(new)})
+        | model_param(model)
+        for i in range(count)
+    ]
 
 
-async def run_session(
-    browser, url: str, rounds: int, times: list[tuple[float, str]], errors: list[str]
-) -> None:
-    """Open `url`, then move a slider `rounds - 1` times; each view is timed until it settles."""
-    context = await browser.new_context(viewport={"width": 1300, "height": 900})
-    page = await context.new_page()
-    what = unquote_plus(url.partition("//")[2].partition("/")[2])
-    try:
-        start = time.perf_counter()
-        await page.goto(url)
-        await settled(page, start, f"{OPEN} {what}", times, errors)
-        for _ in range(rounds - 1):
-            start = time.perf_counter()
-            label = await nudge_a_slider(page)
-            await settled(page, start, f"move '{label}' on {what}", times, errors)
-    except Exception as error:  # a time-out or a crash is an error to count, not to raise
-        errors.append(f"{type(error).__name__} at {page.url}")
-    await context.close()
+def shared_view(phase: int, page: str, new: int, model: str) -> View:
+    return View(page, {"prompt": fresh_prompt(SHARED_PROMPT, phase, 0), "new": str(new)}) | (
+        model_param(model)
+    )
 
 
-def p95(seconds: list[float]) -> float:
-    return statistics.quantiles(seconds, n=20)[-1] if len(seconds) > 1 else float("nan")
+def model_param(model: str) -> dict[str, str]:
+    return {} if model == DEFAULT_MODEL else {"model": model}
+
+
+def threads_env(threads: int) -> dict[str, str]:
+    """The server's environment for `threads` torch threads per model call (0: torch's own
+    choice, one per core). The model's calls are serialised by one lock; on a small host
+    shared with other sessions' rendering (or other work), more threads than one mostly wait
+    for each other (lib/toy/common.py measured 10-100× on 2 busy cores)."""
+    if threads <= 0:
+        return {}
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0–100), linear between closest ranks (numpy's default); never
+    outside the data."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def distinct_ratio(
+    p95: float, serial_times: Sequence[float], workers: int = MODEL_WORKERS
+) -> float:
+    """p95 of N concurrent distinct views ÷ (the same N views' serial sum ÷ model workers)."""
+    return p95 / (sum(serial_times) / workers)
+
+
+def shared_ratio(p95: float, single: float) -> float:
+    """p95 of N concurrent sessions on one link ÷ one session's time on a fresh link."""
+    return p95 / single
+
+
+DISTINCT_TARGET, SHARED_TARGET = 1.3, 1.5  # the issue's ceilings for the two ratios
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the figures table: N sessions of one case."""
+
+    sessions: int
+    case: str  # "distinct" or "shared"
+    p50: float
+    p95: float
+    errors: int
+    peak_rss_mb: float
+    ratio: float
+    target: float
+
+    @property
+    def met(self) -> bool:
+        return self.ratio <= self.target
+
+
+def rows(
+    by_name: Mapping[str, Phase], sessions: Sequence[int], serial: Phase, single_s: float
+) -> list[Row]:
+    """The table's rows: per N, the distinct and the shared case against their targets."""
+    found = []
+    for count in sessions:
+        for case in ("distinct", "shared"):
+            phase = by_name[f"{count}_{case}"]
+            p95 = percentile(phase.opened, 95)
+            if case == "distinct":
+                serial_times = serial.opened[:count]
+                ratio = (
+                    distinct_ratio(p95, serial_times)
+                    if len(serial_times) == count
+                    else float("nan")
+                )
+                target = DISTINCT_TARGET
+            else:
+                ratio, target = shared_ratio(p95, single_s), SHARED_TARGET
+            found.append(
+                Row(
+                    count,
+                    case,
+                    percentile(phase.opened, 50),
+                    p95,
+                    len(phase.errors),
+                    phase.peak_rss / 2**20,
+                    ratio,
+                    target,
+                )
+            )
+    return found
+
+
+def table(found: Sequence[Row]) -> str:
+    """The figures as a Markdown table, as the README records them."""
+    names = {"distinct": "distinct prompts", "shared": "one shared link"}
+    lines = [
+        "| sessions | case | p50 s | p95 s | errors | peak RSS MB | ratio | target |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in found:
+        verdict = "met" if row.met else "missed"
+        lines.append(
+            f"| {row.sessions} | {names[row.case]} | {row.p50:.1f} | {row.p95:.1f} | "
+            f"{row.errors} | {row.peak_rss_mb:.0f} | {row.ratio:.2f} | "
+            f"≤ {row.target} {verdict} |"
+        )
+    return "\n".join(lines)
 
 
 @dataclass
-class Usage:
-    """What the processes used while the sessions ran: the server's peak resident memory, and
-    the CPU seconds of the server and of the browsers, which share the machine's cores."""
+class Visit:
+    """One session: seconds to its finished view, to each view after a selection, problems."""
 
-    peak_rss: int = 0
-    cpu: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid -> (who, seconds)
-
-    def seconds(self, who: str) -> float:
-        return sum(seconds for name, seconds in self.cpu.values() if name == who)
-
-
-def watch(server: psutil.Process, usage: Usage, stop: threading.Event) -> None:
-    """Sample until `stop`; a process's CPU time is kept from its last sample before it ends."""
-    start = sum(server.cpu_times()[:2])
-    while not stop.is_set():
-        try:
-            serving = [server, *server.children(recursive=True)]
-            usage.peak_rss = max(usage.peak_rss, sum(p.memory_info().rss for p in serving))
-        except psutil.Error:
-            break
-        browsers = [p for p in psutil.Process().children(recursive=True) if p not in serving]
-        for who, processes in (("server", serving), ("browser", browsers)):
-            for process in processes:
-                before = start if process is server else 0.0  # its start-up is not load
-                with contextlib.suppress(psutil.Error):
-                    usage.cpu[process.pid] = (who, sum(process.cpu_times()[:2]) - before)
-        time.sleep(0.2)
+    view: View
+    opened: float | None = None
+    moves: list[float] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    charts: int = 0  # charts in the finished view, for the browser check
 
 
-async def load(base: str, sessions: int, rounds: int) -> tuple[list[tuple[float, str]], list[str]]:
-    """The first visit to a fresh server (it loads the model) is timed on its own, as the cold
-    start, and comes first in the times; then all sessions open their views at once."""
-    times: list[tuple[float, str]] = []
-    errors: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        await run_session(browser, f"{base}/?{urlencode(WARM_UP)}", 1, times, errors)
-        await asyncio.gather(
-            *(
-                run_session(browser, session_url(base, index), rounds, times, errors)
-                for index in range(sessions)
+def visit(base: str, view: View, rounds: int, start: Callable[[], None] = lambda: None) -> Visit:
+    """Open `view` in a new session, then change a selection `rounds - 1` times; each timed
+    from the request to the finished view. Failures are recorded, not raised."""
+    record = Visit(view)
+    session = AgentSession(base)
+    expect = {name: view.params[name] for name in ("prompt", "new") if name in view.params}
+    start()
+    try:
+        began = time.perf_counter()
+        snapshot = session.open(view.page, view.params)
+        record.opened = time.perf_counter() - began
+        record.problems += problems(snapshot, view.page, expect)
+        record.charts = count_types(snapshot, CHART_TYPES)
+        for _ in range(rounds - 1):
+            move = selection_move(snapshot, SELECTIONS.get(view.page, ()))
+            if move is None:
+                break
+            began = time.perf_counter()
+            snapshot = session.set(*move)
+            record.moves.append(time.perf_counter() - began)
+            record.problems += problems(snapshot, view.page, expect)
+            if snapshot.get("query_params", {}).get(move[0]) != [move[1]]:
+                record.problems.append(f"{move[0]} is not {move[1]!r} after the selection")
+    except Exception as error:  # a refusal, a time-out or a dropped connection: an error
+        record.problems.append(f"{type(error).__name__}: {error}")
+    return record
+
+
+def concurrently(base: str, views: Sequence[View], rounds: int) -> list[Visit]:
+    """All views at once: every session waits at one barrier, then sends its first request."""
+    barrier = threading.Barrier(len(views))
+    with ThreadPoolExecutor(max_workers=len(views)) as pool:
+        futures = [pool.submit(visit, base, view, rounds, barrier.wait) for view in views]
+        return [future.result() for future in futures]
+
+
+class Server:
+    """The app on a free port with the agent API on; its stderr kept in a file to count the
+    computations it logs; its resident memory and CPU time sampled every 0.2 s."""
+
+    def __init__(self, env: Mapping[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.samples: list[tuple[float, int, float]] = []  # (time, RSS bytes, CPU seconds)
+        self._stop = threading.Event()
+
+    @contextlib.contextmanager
+    def running(self, timeout: float = 180) -> Iterator[str]:
+        port = free_port()
+        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+        command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
+        command += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+        for option, value in AGENT_OPTIONS.items():
+            command += [f"--{option}", value]
+        with self.log.open("w") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=subprocess.DEVNULL,
+                stderr=log,
             )
-        )
-        await browser.close()
-    return times, errors
+            watcher = threading.Thread(target=self._watch, args=(process.pid,), daemon=True)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_healthy(base, process, timeout)
+                watcher.start()
+                yield base
+            finally:
+                self._stop.set()
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+    def _watch(self, pid: int) -> None:
+        server = psutil.Process(pid)
+        while not self._stop.is_set():
+            try:
+                processes = [server, *server.children(recursive=True)]
+                rss = sum(process.memory_info().rss for process in processes)
+                cpu = sum(sum(process.cpu_times()[:2]) for process in processes)
+            except psutil.Error:
+                break
+            self.samples.append((time.perf_counter(), rss, cpu))
+            time.sleep(0.2)
+
+    def computations(self) -> int:
+        """The results the server has computed so far: its `kv-lens: computed …` lines (counted
+        as occurrences, since two threads' lines can share a line of the file)."""
+        return self.log.read_text().count(COMPUTED)
+
+    def usage(self, since: float, until: float) -> tuple[int, float]:
+        """Peak RSS (bytes) and CPU seconds of the server between two `perf_counter` times."""
+        inside = [sample for sample in self.samples if since <= sample[0] <= until]
+        if not inside:
+            return 0, 0.0
+        before = [sample for sample in self.samples if sample[0] < since]
+        cpu_start = before[-1][2] if before else inside[0][2]
+        return max(rss for _, rss, _ in inside), inside[-1][2] - cpu_start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sessions", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    with streamlit_server() as base:
-        server = next(
-            p for p in psutil.Process().children() if "streamlit" in " ".join(p.cmdline())
-        )
-        usage, stop = Usage(), threading.Event()
-        watcher = threading.Thread(target=watch, args=(server, usage, stop), daemon=True)
-        watcher.start()
-        times, errors = asyncio.run(load(base, args.sessions, args.rounds))
-        stop.set()
-    for error in errors:
+def wait_healthy(base: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
+                if answer.read().strip() == b"ok":
+                    return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the Streamlit server did not start") from None
+            time.sleep(0.3)
+
+
+@dataclass
+class Phase:
+    """A set of sessions and what the server did meanwhile."""
+
+    name: str
+    visits: list[Visit]
+    seconds: float
+    peak_rss: int
+    cpu: float
+    computations: int
+
+    @property
+    def opened(self) -> list[float]:
+        return [visit.opened for visit in self.visits if visit.opened is not None]
+
+    @property
+    def moves(self) -> list[float]:
+        return [seconds for visit in self.visits for seconds in visit.moves]
+
+    @property
+    def errors(self) -> list[str]:
+        return [
+            f"{self.name}: {problem} ({visit.view.page} {visit.view.params.get('prompt')!r})"
+            for visit in self.visits
+            for problem in visit.problems
+        ]
+
+
+def measure(server: Server, name: str, work: Callable[[], list[Visit]]) -> Phase:
+    done = server.computations()
+    began = time.perf_counter()
+    visits = work()
+    ended = time.perf_counter()
+    time.sleep(0.5)  # a last sample of the server
+    peak, cpu = server.usage(began, ended)
+    return Phase(name, visits, ended - began, peak, cpu, server.computations() - done)
+
+
+def browser_check(base: str, visits: Sequence[Visit]) -> list[str]:
+    """One Chromium session opens each view (already computed): it must finish its run with
+    no exception box, and draw charts where the agent's snapshot of that view had some."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    found = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+        for checked in visits:
+            url = checked.view.url(base)
+            try:
+                page.goto(url)
+                wait_idle(page, timeout=600_000)
+                if page.locator("[data-testid='stException']").count():
+                    found.append(f"browser: an exception box on {url}")
+                if checked.charts:  # drawn after the run ends: wait for the first
+                    try:
+                        page.wait_for_selector(CHART_DRAWN, timeout=60_000)
+                    except PlaywrightTimeout:
+                        found.append(f"browser: no chart drawn on {url}")
+            except Exception as error:
+                found.append(f"browser: {type(error).__name__} on {url}")
+        browser.close()
+    return found
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="The server under concurrent sessions driven through the agent API."
+    )
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SESSIONS),
+        metavar="N",
+        help="concurrent sessions, one load per number (default: 8 32)",
+    )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model id (tiny-random: quick)")
+    parser.add_argument(
+        "--page",
+        default="cache",
+        choices=[page.path for page in site.PAGES if page.path != "tracking"],
+        help="the page every session opens (default: cache)",
+    )
+    parser.add_argument("--new", type=int, default=8, help="tokens generated per view (8)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="finished views per session: the opening one, then one per selection change (2)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch's threads in the server (OMP_NUM_THREADS; 0: torch's default, one per core)",
+    )
+    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium check")
+    args = parser.parse_args(argv)
+    if min(args.sessions) < 1 or max(args.sessions) > 999 or args.rounds < 1:
+        parser.error("sessions must be 1–999 and rounds at least 1")
+    if args.new < 2:  # the app drops `new=1` from the URL (the slider's default is its minimum)
+        parser.error("--new must be at least 2")
+    if 2 * len(args.sessions) + 2 > 9:
+        parser.error("at most 3 numbers of sessions")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    # A `kill` ends the run through the `finally` clauses, which stop the server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    page, new, model, rounds = args.page, args.new, args.model, args.rounds
+    load_before = os.getloadavg()[0]
+    largest = max(args.sessions)
+    phases: list[Phase] = []
+    with tempfile.TemporaryDirectory(prefix="kv-lens-loadtest-") as work:
+        results = Path(work) / "results"
+        env = {"KV_LENS_RESULTS_DIR": str(results)} | threads_env(args.torch_threads)
+        server = Server(env, Path(work) / "server.log")
+        with server.running() as base:
+            print(f"view: /{page}?new={new}, model {model}, {rounds} finished views per session")
+            print(f"server: {' '.join(f'{k}={v}' for k, v in env.items() if 'THREADS' in k)}")
+            cold = measure(
+                server, "cold", lambda: [visit(base, View("", WARM_UP) | model_param(model), 1)]
+            )
+            serial_views = distinct_views(SERIAL, largest, page, new, model)
+            serial = measure(
+                server, "serial", lambda: [visit(base, view, rounds) for view in serial_views]
+            )
+            single = measure(
+                server,
+                "single",
+                lambda: [visit(base, shared_view(SHARED_SERIAL, page, new, model), rounds)],
+            )
+            phases += [cold, serial, single]
+            for number, count in enumerate(args.sessions):
+                views = distinct_views(2 + 2 * number, count, page, new, model)
+                phases.append(
+                    measure(
+                        server, f"{count}_distinct", lambda v=views: concurrently(base, v, rounds)
+                    )
+                )
+                link = shared_view(3 + 2 * number, page, new, model)
+                phases.append(
+                    measure(
+                        server,
+                        f"{count}_shared",
+                        lambda c=count, v=link: concurrently(base, [v] * c, rounds),
+                    )
+                )
+            checked = [phases[-2].visits[0], phases[-1].visits[0]]
+            browser_errors = [] if args.no_browser else browser_check(base, checked)
+            overall_peak = max((rss for _, rss, _ in server.samples), default=0)
+    return summarise(phases, args, serial, single, cold, browser_errors, overall_peak, load_before)
+
+
+def summarise(
+    phases: list[Phase],
+    args: argparse.Namespace,
+    serial: Phase,
+    single: Phase,
+    cold: Phase,
+    browser_errors: list[str],
+    overall_peak: int,
+    load_before: float,
+) -> int:
+    errors = [error for phase in phases for error in phase.errors] + browser_errors
+    for error in errors[:20]:
         print(f"error: {error}")
-    (cold_start, _), times = times[0], times[1:]
-    for seconds, what in sorted(times, reverse=True)[:SLOWEST_SHOWN]:
-        print(f"slow: {seconds:5.1f} s  {what}")
-    report("loadtest_cold_start_s", cold_start)
-    report("loadtest_sessions", args.sessions)
+    if len(errors) > 20:
+        print(f"error: … and {len(errors) - 20} more")
+    by_name = {phase.name: phase for phase in phases}
+    report("loadtest_cold_start_s", cold.visits[0].opened or float("nan"))
+    report("loadtest_model_workers", MODEL_WORKERS)
+    report("loadtest_serial_p50_s", statistics.median(serial.opened or [float("nan")]))
+    report("loadtest_serial_move_p50_s", statistics.median(serial.moves or [float("nan")]))
+    report("loadtest_serial_computations_per_view", serial.computations / len(serial.visits))
+    single_s = single.opened[0] if single.opened else float("nan")
+    report("loadtest_shared_single_s", single_s)
+    report("loadtest_shared_single_computations", single.computations)
+    for count in args.sessions:
+        report("loadtest_sessions", count)
+        distinct, shared = by_name[f"{count}_distinct"], by_name[f"{count}_shared"]
+        serial_sum = sum(serial.opened[:count]) if len(serial.opened) >= count else float("nan")
+        for case, phase in (("distinct", distinct), ("shared", shared)):
+            prefix = f"loadtest_{count}_{case}"
+            report(f"{prefix}_p50_s", percentile(phase.opened, 50))
+            report(f"{prefix}_p95_s", percentile(phase.opened, 95))
+            if phase.moves:
+                report(f"{prefix}_move_p50_s", percentile(phase.moves, 50))
+                report(f"{prefix}_move_p95_s", percentile(phase.moves, 95))
+            report(f"{prefix}_errors", len(phase.errors))
+            report(f"{prefix}_computations", phase.computations)
+            report(f"{prefix}_wall_s", phase.seconds)
+            report(f"{prefix}_server_cpu_s", phase.cpu)
+            report(f"{prefix}_peak_rss_mb", phase.peak_rss / 2**20)
+        report(f"loadtest_{count}_distinct_serial_sum_s", serial_sum)
+        p95 = percentile(distinct.opened, 95)
+        report(f"loadtest_{count}_distinct_ratio", distinct_ratio(p95, serial.opened[:count]))
+        report(
+            f"loadtest_{count}_shared_ratio", shared_ratio(percentile(shared.opened, 95), single_s)
+        )
+    report("loadtest_browser_errors", len(browser_errors))
     report("loadtest_errors", len(errors))
-    everything = [seconds for seconds, _ in times]
-    opening = [seconds for seconds, what in times if what.startswith(OPEN)]
-    moving = [seconds for seconds, what in times if not what.startswith(OPEN)]
-    for name, seconds in (("", everything), ("_open", opening), ("_move", moving)):
-        report(f"loadtest{name}_p50_s", statistics.median(seconds) if seconds else float("nan"))
-        report(f"loadtest{name}_p95_s", p95(seconds))
-    report("loadtest_server_peak_rss_mb", usage.peak_rss / 2**20)
-    report("loadtest_server_cpu_s", usage.seconds("server"))
-    report("loadtest_browser_cpu_s", usage.seconds("browser"))
+    report("loadtest_server_peak_rss_mb", overall_peak / 2**20)
+    report("loadtest_load_1m_before", load_before)
+    load_after = os.getloadavg()
+    report("loadtest_load_1m_after", load_after[0])
+    print()
+    print(
+        f"/{args.page}?new={args.new}, model {args.model}: one view alone "
+        f"{statistics.median(serial.opened or [float('nan')]):.1f} s (median of "
+        f"{len(serial.opened)}), one fresh shared link alone {single_s:.1f} s; "
+        f"{MODEL_WORKERS} model worker; load average {load_before:.2f} before, "
+        f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after; "
+        f"{os.cpu_count()} cores"
+    )
+    print(table(rows(by_name, args.sessions, serial, single_s)))
+    print(f"errors: {len(errors)} (browser check: {len(browser_errors)})")
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
