@@ -1,35 +1,33 @@
 """The variable-tracking task: programs and their printed values (checked by an interpreter of
-their own, written here from the grammar), parsing of a reader's programs, the shortcut, the
-two model kinds (the feedback model's step-by-step path equals its full path), and training
-being reproducible by seed."""
+their own, written here from the grammar), parsing of a reader's programs, the encodings, and
+every print's dependency depth against a brute force that re-runs the program."""
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
-import pandas as pd
 import pytest
-import torch
-from PIL import Image
-from safetensors.torch import load_file
 
-from bench import train_tracking
-from lib import export, tracking
-from lib.charts import tracking as charts
+from lib import tracking
+from lib.tracking import task
 
 STATEMENT = re.compile(
     r"(?:if x == (?P<test>\d) : )?(?:x (?P<op>=|\+\+|--)(?: (?P<arg>\d))?|(?P<print>print) x)"
 )
+ASSIGN_SHARES = (0.1, 0.05, 0.02, 0.0)
 
 
-def interpret(text: str) -> list[int]:
-    """Run a program from its text alone: a regex per statement, Python's own modulo."""
-    value, printed = None, []
-    for statement in filter(None, (part.strip() for part in text.split(";"))):
-        match = STATEMENT.fullmatch(statement)
-        assert match, statement
+def statements_of(text: str) -> list[re.Match]:
+    matches = [STATEMENT.fullmatch(part.strip()) for part in text.split(";") if part.strip()]
+    assert all(matches), text
+    return matches
+
+
+def execute(statements: list[re.Match], value: int | None) -> tuple[int | None, list[int]]:
+    """Run statements from `value`: the value after them and the values printed."""
+    printed = []
+    for match in statements:
         if match["test"] is not None and value != int(match["test"]):
             continue
         if match["print"]:
@@ -38,7 +36,30 @@ def interpret(text: str) -> list[int]:
             value = int(match["arg"])
         else:
             value = (value - 1 + (1 if match["op"] == "++" else -1)) % 5 + 1
-    return printed
+    return value, printed
+
+
+def interpret(text: str) -> list[int]:
+    """Run a program from its text alone: a regex per statement, Python's own modulo."""
+    return execute(statements_of(text), None)[1]
+
+
+def brute_force_depths(text: str) -> list[int]:
+    """For each print, re-run the program from every earlier statement onward with each value
+    1..5 x could hold there; the latest statement from which all five runs print the same value
+    fixes it, and the depth counts the updates after that statement and before the print."""
+    statements = statements_of(text)
+    depths = []
+    for end, match in enumerate(statements):
+        if not match["print"]:
+            continue
+        start = next(
+            start
+            for start in range(end - 1, -1, -1)
+            if len({execute(statements[start:end], v)[0] for v in range(1, 6)}) == 1
+        )
+        depths.append(sum(not m["print"] for m in statements[start + 1 : end]))
+    return depths
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -49,6 +70,48 @@ def test_generated_programs_print_what_an_interpreter_prints(seed):
     assert list(program.printed) == interpret(program.text)
     assert all(program.tokens[p - 1 : p + 1] == ("print", "x") for p in program.print_positions)
     assert len([part for part in program.text.split(";") if part.strip()]) == statements
+    assert program.statements == statements == len(program.values)
+
+
+def test_depths_match_a_brute_force_on_100_programs():
+    deep = 0
+    for seed in range(100):
+        rng = np.random.default_rng([seed, 17])
+        program = tracking.random_program(
+            rng, int(rng.integers(2, 121)), ASSIGN_SHARES[seed % len(ASSIGN_SHARES)]
+        )
+        assert list(program.depths) == brute_force_depths(program.text), seed
+        if program.printed:
+            assert tracking.parse_program(program.text).depths == program.depths
+        deep += sum(depth >= 32 for depth in program.depths)
+    assert deep > 50  # the check reached deep prints, not only shallow ones
+
+
+@pytest.mark.parametrize(
+    ("text", "depths"),
+    [
+        ("x = 3 ; print x ; x ++ ; print x ; print x", (0, 1, 1)),
+        ("x = 3 ; x ++ ; if x == 2 : x -- ; x = 1 ; print x", (0,)),
+        ("x = 3 ; if x == 3 : x = 1 ; print x", (1,)),  # a conditional assignment fixes nothing
+        # four conditionals funnel every value into 5: the first of them fixes the print
+        (
+            "x = 3 ; x ++ ; if x == 1 : x = 5 ; if x == 2 : x = 5 ; if x == 3 : x = 5 ; "
+            "if x == 4 : x = 5 ; x -- ; print x",
+            (4,),
+        ),
+    ],
+)
+def test_depth_by_hand(text, depths):
+    assert tracking.parse_program(text).depths == depths
+
+
+def test_the_share_of_assignments_sets_how_deep_prints_go():
+    assert task.kind_shares(task.ASSIGN) == pytest.approx((0.1, 0.25, 0.15, 0.25, 0.25))
+    none = tracking.random_program(np.random.default_rng(0), 200, assign=0.0)
+    assert not any(line.fixes for line in none.lines[1:])
+    assert max(none.depths) > 40
+    with pytest.raises(ValueError, match="share"):
+        task.kind_shares(1.0)
 
 
 def test_conditionals_fire_often_enough_to_matter():
@@ -62,10 +125,17 @@ def test_conditionals_fire_often_enough_to_matter():
 def test_a_readers_program_is_parsed_and_run():
     program = tracking.parse_program("x = 5 ; x ++ ; print x ; if x == 1 : x = 4 ; x -- ;print x")
     assert program.printed == (1, 3)
+    assert program.values == (5, 1, 1, 4, 3, 3)
+    assert program.depths == (1, 3)
     assert program.tokens[-1] == ";"
     assert [program.tokens[p] for p in program.print_positions] == ["x", "x"]
     generated = tracking.random_program(np.random.default_rng(3), 30)
     assert tracking.parse_program(generated.text) == generated
+
+
+def test_spaces_are_optional():
+    spaced = tracking.parse_program("x = 3 ; if x == 3 : x ++ ; x -- ; print x ;")
+    assert tracking.parse_program("x=3;if x==3:x++;x--;print x") == spaced
 
 
 @pytest.mark.parametrize(
@@ -80,6 +150,7 @@ def test_a_readers_program_is_parsed_and_run():
         ("<script>alert(1)</script>", "unknown symbols"),
         ("x = 3 ; if x : print x ;", "condition"),
         ("x = 3 ; x x ; print x", "cannot read"),
+        ("x=3;x+++;print x", "unknown symbols +"),
         ("x = 3 ; = x 3 ; print x", "cannot read"),
         ("x = 3 ; if x == 3 : print x ;", "only updates"),
         ("x = 3 ;; print x", "cannot read"),
@@ -103,110 +174,34 @@ def test_encoding_marks_targets_only_at_prints():
         assert (targets[row, marked] + 1).tolist() == list(program.printed)
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_feedback_steps_equal_its_full_run(layers):
-    torch.manual_seed(layers)
-    model = tracking.TrackingFeedback(layers, window=8).eval()
-    program = tracking.random_program(np.random.default_rng(layers), 15)  # longer than the window
-    with torch.inference_mode():
-        full = model(tracking.encode([program])[0])[0]
-    run = model.run(program)
-    torch.testing.assert_close(run.logits, full, atol=1e-5, rtol=1e-5)
-    assert run.reads.shape == (len(program.tokens),) * 2
-    np.testing.assert_allclose(run.reads[1:].sum(-1), 1.0, atol=1e-5)  # a distribution per token
-    assert (np.triu(run.reads) == 0).all()  # only the past is read
-    assert (np.tril(run.reads, -9) == 0).all()  # and only the window
+def test_the_scratchpad_text_holds_each_value_after_its_statement():
+    program = tracking.parse_program("x = 2 ; x -- ; if x == 1 : x = 4 ; print x")
+    written = "x = 2 ; 2 x -- ; 1 if x == 1 : x = 4 ; 4 print x ; 4"
+    assert " ".join(task.with_values(program)) == written
+    ids, targets = task.encode_with_values([program])
+    positions = task.written_positions(program)
+    text = task.with_values(program, (1, 2, 3, 4))
+    assert [text[p] for p in positions] == ["1", "2", "3", "4"]
+    marked = np.flatnonzero(targets[0].numpy() != tracking.NO_TARGET)
+    assert marked.tolist() == [p - 1 for p in positions]  # asked at every `;`
+    assert all(text[p - 1] == ";" for p in positions)
+    assert (targets[0, marked] + 1).tolist() == list(program.values)
+    with pytest.raises(ValueError, match="one value per statement"):
+        task.with_values(program, (1, 2))
 
 
-def test_the_feedback_model_reads_the_top_of_the_past():
-    """The gradient of a token's output reaches an earlier token's top layer through its memory."""
-    model = tracking.TrackingFeedback(2, window=8)
-    ids = tracking.encode([tracking.random_program(np.random.default_rng(0), 4)])[0]
-    top_of_first = []
-    model.blocks[-1].register_forward_hook(
-        lambda _module, _inputs, output: (
-            top_of_first.append(output[0]) if not top_of_first else None
-        )
-    )
-    logits = model(ids)
-    (grad,) = torch.autograd.grad(logits[0, 3].sum(), top_of_first[0])
-    assert grad.abs().sum() > 0
-
-
-def test_a_transformer_does_not_read_the_future():
-    model = tracking.TrackingTransformer(2).eval()
-    ids = tracking.encode([tracking.random_program(np.random.default_rng(1), 10)])[0]
-    changed = ids.clone()
-    changed[0, 20:] = tracking.TOKEN_ID["++"]
-    with torch.inference_mode():
-        torch.testing.assert_close(model(ids)[0, :20], model(changed)[0, :20])
-
-
-def test_training_is_reproducible_by_seed(tmp_path):
-    first = train_tracking.train("transformer-1", 7, tmp_path / "a", steps=3)
-    second = train_tracking.train("transformer-1", 7, tmp_path / "b", steps=3)
-    a = load_file(tmp_path / "a" / "transformer-1.safetensors")
-    b = load_file(tmp_path / "b" / "transformer-1.safetensors")
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
-    assert first["accuracy"] == second["accuracy"]
-    train_tracking.train("transformer-1", 8, tmp_path / "c", steps=3)
-    other_seed = load_file(tmp_path / "c" / "transformer-1.safetensors")
-    assert any(not torch.equal(a[key], other_seed[key]) for key in a)
-
-
-def test_learning_rate_warms_up_then_decays():
-    rates = [train_tracking.learning_rate(step, 1000) for step in range(1000)]
-    assert rates[0] < rates[99] == pytest.approx(train_tracking.LEARNING_RATE)
-    assert rates[-1] < 1e-4 and all(np.diff(rates[100:]) <= 0)
-    assert train_tracking.longest_now(0, 1000) == tracking.TRAIN_STATEMENTS[0]
-    assert train_tracking.longest_now(500, 1000) == tracking.TRAIN_STATEMENTS[1]
-
-
-def test_verdict_reads_the_table():
-    sets = list(tracking.TEST_SETS)
-    kinds = {"fb": "feedback", "t1": "transformer", "t2": "transformer"}
-    table = {
-        "fb": dict(zip(sets, [0.99, 0.95, 0.90], strict=True)),
-        "t1": dict(zip(sets, [0.50, 0.30, 0.20], strict=True)),
-        "t2": dict(zip(sets, [0.80, 0.50, 0.40], strict=True)),
-    }
-    found = tracking.verdict(table, kinds)
-    assert (found.feedback, found.best_transformer, found.wins_everywhere) == ("fb", "t2", True)
-    assert found.feedback_drop == pytest.approx(0.09)
-    assert found.transformer_drop == pytest.approx(0.40)
-    table["t1"][sets[1]] = 0.96  # one transformer ahead on one set
-    assert not tracking.verdict(table, kinds).wins_everywhere
-
-
-def test_a_transformer_scores_as_it_trains():
-    """Eval mode must not switch torch's attention to a path that reads the mask differently."""
-    model = tracking.TrackingTransformer(2)
-    ids = tracking.encode([tracking.random_program(np.random.default_rng(2), 20)])[0]
-    with torch.inference_mode():
-        trained = model.train()(ids)
-        scored = model.eval()(ids)
-    torch.testing.assert_close(scored, trained)
-
-
-def test_the_page_charts_export_and_mark_right_and_wrong():
-    program = tracking.parse_program("x = 1 ; print x ; x ++ ; print x ; x ++ ; print x")
-    frame = charts.predictions_frame(program, {"a": (1, 2, 3), "b": (1, 5, 3)})
-    assert frame.loc[frame["who"] == "b", "verdict"].tolist() == ["right", "wrong", "right"]
-    assert frame.loc[frame["who"] == charts.TRUE, "value"].tolist() == [1, 2, 3]
-    reads = np.tril(np.ones((len(program.tokens),) * 2), -1)
-    reads /= np.maximum(reads.sum(-1, keepdims=True), 1)
-    read_frame = charts.reads_frame(program, reads)
-    assert read_frame["print"].nunique() == 3
-    assert read_frame.groupby("print")["weight"].sum().round(6).eq(1).all()
-    curve = pd.DataFrame({"model": ["a", "a"], "statements": [10, 100], "accuracy": [0.9, 0.5]})
-    for chart in (
-        charts.predictions_chart(frame),
-        charts.length_chart(curve),
-        charts.reads_chart(read_frame, program.tokens),
-    ):
-        image = Image.open(
-            io.BytesIO(export.chart_png(chart.properties(width=charts.EXPORT_WIDTH)))
-        )
-        assert image.width >= charts.EXPORT_WIDTH
+@pytest.mark.parametrize("seed", range(20))
+def test_the_shortcuts_are_the_program_with_statements_deleted(seed):
+    """Skipping the conditionals is running the text without its `if` statements; copying the
+    last assignment is running it with only its unconditional assignments and prints."""
+    program = tracking.random_program(np.random.default_rng([seed, 5]), 60)
+    parts = [part.strip() for part in program.text.split(";") if part.strip()]
+    unconditional = " ; ".join(part for part in parts if not part.startswith("if"))
+    assignments = " ; ".join(p for p in parts if p.startswith("x =") or p.startswith("print"))
+    assert list(tracking.skip_conditionals(program)) == interpret(unconditional)
+    assert list(tracking.last_assignment(program)) == interpret(assignments)
+    shallow = [
+        s for s, d in zip(tracking.last_assignment(program), program.depths, strict=True) if d == 0
+    ]
+    truth = [p for p, d in zip(program.printed, program.depths, strict=True) if d == 0]
+    assert shallow == truth  # at depth 0 the last assignment is the answer
