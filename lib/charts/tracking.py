@@ -1,103 +1,131 @@
-"""Altair charts of the /tracking page: every print's value as each model says it, accuracy
-against program length, and what the feedback model's attention reads at each print."""
+"""Altair charts of the /tracking page: accuracy against dependency depth, every print's value as
+each model says it, the scratchpad model's written values, and what the feedback model's
+attention reads at each print."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import altair as alt
-import numpy as np
 import pandas as pd
 
-from lib.tracking import TRAIN_STATEMENTS, Program
+from lib.charts.palette import CATEGORICAL, GREEN, GREY, LIGHT, VERMILION, text_on
+from lib.tracking import HeldOutTable
 
-TRUE = "true value"
-RIGHT_WRONG = {"right": "#1b9e77", "wrong": "#d95f02", "": "#bdbdbd"}
+VERDICTS = {"right": GREEN, "wrong": VERMILION, "": LIGHT}  # "": the program's own rows
 CELL_PX = 30
 AXES_PX = 100  # Streamlit fits axis titles and the legend into the height too
-EXPORT_WIDTH = 720  # exports have no column to stretch to
+LABELLED = 40  # columns up to which cells carry their value as text
 
 
-def predictions_frame(program: Program, guesses: Mapping[str, Sequence[int]]) -> pd.DataFrame:
-    """One row per (print, who): the value said, and whether it is right (blank for the truth)."""
-    rows = []
-    for index, value in enumerate(program.printed):
-        rows.append((index + 1, TRUE, value, ""))
-        for name, guess in guesses.items():
-            rows.append(
-                (index + 1, name, guess[index], "right" if guess[index] == value else "wrong")
+def depth_chart(table: HeldOutTable, chance: float) -> alt.LayerChart:
+    """Per-print accuracy in each depth bucket, one line per model; shortcuts dashed, buckets
+    too thin to read marked with a hollow point, chance as a grey rule."""
+    frame = pd.DataFrame(
+        [
+            (name, kind, column, float(accuracy), prints, "too few prints" if thin else "")
+            for name, kind, row in zip(table.rows, table.kinds, table.accuracy, strict=True)
+            for column, accuracy, prints, thin in zip(
+                table.columns, row, table.prints, table.thin, strict=True
             )
-    return pd.DataFrame(rows, columns=["print", "who", "value", "verdict"])
-
-
-def predictions_chart(frame: pd.DataFrame) -> alt.LayerChart:
-    """A grid: one column per print, one row for the truth and one per model; each cell holds the
-    value said, green when right and orange when wrong."""
-    order = list(dict.fromkeys(frame["who"]))
-    base = alt.Chart(frame).encode(
-        x=alt.X("print:O", title="print statement (in program order)", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("who:N", sort=order, title=None, axis=alt.Axis(labelLimit=200)),
+        ],
+        columns=["model", "kind", "depth", "accuracy", "prints", "note"],
     )
-    cells = base.mark_rect(stroke="white").encode(
-        color=alt.Color(
-            "verdict:N",
-            title=None,
-            scale=alt.Scale(domain=list(RIGHT_WRONG), range=list(RIGHT_WRONG.values())),
-            legend=alt.Legend(orient="bottom", labelExpr="datum.label || 'the program'"),
-        ),
-        tooltip=["print:O", "who:N", "value:Q", "verdict:N"],
-    )
-    values = base.mark_text(fontSize=13, color="white", fontWeight="bold").encode(text="value:Q")
-    return (cells + values).properties(height=CELL_PX * len(order) + AXES_PX)
-
-
-def length_chart(curve: pd.DataFrame) -> alt.LayerChart:
-    """Per-print accuracy against program length, one line per model, with the training range
-    shaded."""
-    low, high = TRAIN_STATEMENTS
-    trained = (
-        alt.Chart(
-            pd.DataFrame({"from": [low], "to": [high], "label": ["lengths seen in training"]})
-        )
-        .mark_rect(opacity=0.12, color="#636363")
-        .encode(x="from:Q", x2="to:Q", tooltip=["label:N"])
+    x = alt.X(
+        "depth:O",
+        sort=list(table.columns),
+        title="dependency depth of the print (updates since x was last fixed)",
+        axis=alt.Axis(labelAngle=0),
     )
     lines = (
-        alt.Chart(curve)
-        .mark_line(point=True)
+        alt.Chart(frame)
+        .mark_line(point=alt.OverlayMarkDef(size=60, filled=True))
         .encode(
-            x=alt.X("statements:Q", title="statements in the program"),
+            x=x,
             y=alt.Y(
                 "accuracy:Q",
                 title="per-print accuracy",
                 scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%"),
             ),
-            color=alt.Color("model:N", title=None, legend=alt.Legend(orient="bottom")),
-            strokeDash=alt.condition(
-                "datum.model == 'skip the conditionals'", alt.value([4, 3]), alt.value([1, 0])
+            color=alt.Color(
+                "model:N",
+                sort=list(table.rows),
+                scale=alt.Scale(
+                    domain=list(table.rows), range=list(CATEGORICAL[: len(table.rows)])
+                ),
+                legend=alt.Legend(orient="bottom", columns=4, title=None, labelLimit=220),
             ),
-            tooltip=["model:N", "statements:Q", alt.Tooltip("accuracy:Q", format=".1%")],
+            strokeDash=alt.condition(
+                "datum.kind == 'baseline'", alt.value([5, 4]), alt.value([1, 0])
+            ),
+            tooltip=[
+                "model:N",
+                "kind:N",
+                "depth:O",
+                alt.Tooltip("accuracy:Q", format=".1%"),
+                "prints:Q",
+                "note:N",
+            ],
         )
     )
-    return (trained + lines).properties(height=320)
+    rule = (
+        alt.Chart(pd.DataFrame({"chance": [chance], "label": [f"chance {chance:.0%}"]}))
+        .mark_rule(color=GREY, strokeDash=[2, 2])
+        .encode(y="chance:Q", tooltip=["label:N"])
+    )
+    return (rule + lines).properties(height=340)
 
 
-def reads_frame(program: Program, reads: np.ndarray) -> pd.DataFrame:
-    """At each print's `x`: the attention weight on the memory of every earlier token."""
-    rows = []
-    for index, position in enumerate(program.print_positions):
-        for source in np.flatnonzero(reads[position] > 0):
-            rows.append(
-                (
-                    index + 1,
-                    int(source),
-                    f"{source} {program.tokens[source]}",
-                    float(reads[position, source]),
-                )
-            )
-    return pd.DataFrame(rows, columns=["print", "position", "token", "weight"])
+def _grid(frame: pd.DataFrame, x: alt.X, tooltip: list, columns: int) -> alt.LayerChart:
+    """Cells coloured right/wrong (the program's own rows light), each holding its value in the
+    colour that reads on it, when there are few enough columns to read."""
+    order = list(dict.fromkeys(frame["who"]))
+    base = alt.Chart(frame).encode(
+        x=x,
+        y=alt.Y("who:N", sort=order, title=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
+    )
+    cells = base.mark_rect(stroke="white").encode(
+        color=alt.Color(
+            "verdict:N",
+            title=None,
+            scale=alt.Scale(domain=list(VERDICTS), range=list(VERDICTS.values())),
+            legend=alt.Legend(orient="bottom", labelExpr="datum.label || 'the program'"),
+        ),
+        tooltip=tooltip,
+    )
+    chart = cells
+    if columns <= LABELLED:
+        ink = {verdict: text_on(colour) for verdict, colour in VERDICTS.items()}
+        values = base.mark_text(fontSize=13, fontWeight="bold").encode(
+            text="value:Q",
+            color=alt.Color(
+                "verdict:N",
+                scale=alt.Scale(domain=list(ink), range=list(ink.values())),
+                legend=None,
+            ),
+        )
+        chart = alt.layer(cells, values).resolve_scale(color="independent")
+    return chart.properties(height=CELL_PX * len(order) + AXES_PX)
+
+
+def predictions_chart(grid: pd.DataFrame) -> alt.LayerChart:
+    """One column per print: its depth, the value printed, then each model and shortcut."""
+    x = alt.X("print:O", title="print statement (in program order)", axis=alt.Axis(labelAngle=0))
+    tooltip = ["print:O", "who:N", "value:Q", "verdict:N"]
+    return _grid(grid, x, tooltip, grid["print"].nunique())
+
+
+def written_chart(written: pd.DataFrame) -> alt.LayerChart:
+    """One column per statement: the value of x after it, and what the scratchpad wrote."""
+    x = alt.X(
+        "statement:O",
+        title="statement",
+        axis=alt.Axis(labelAngle=0, labelOverlap=True),
+    )
+    tooltip = ["statement:O", "text:N", "who:N", "value:Q", "verdict:N"]
+    return _grid(written, x, tooltip, written["statement"].nunique())
 
 
 def reads_chart(frame: pd.DataFrame, tokens: Sequence[str]) -> alt.Chart:

@@ -15,10 +15,11 @@ from urllib.parse import urlparse
 
 import streamlit as st
 
-from lib import models, toy
+from lib import models, toy, tracking
 from lib.config import ViewConfig
 from lib.lab import Lab
 from lib.models import LoadedModel, ModelUnavailable
+from lib.pages.tracking import TrackingPage, tracking_page, weights_error
 from lib.settings import SETTINGS
 from lib.store import DiskTier, ResultStore
 from lib.toy import VerificationResult
@@ -101,3 +102,23 @@ def lab(cfg: ViewConfig, dtype: str | None = None) -> Iterator[Lab]:
 def verification(arch_name: str, tokens: int, layers: int) -> VerificationResult:
     """The live check of one toy model, once per grid; kept with every other result."""
     return toy.checked(store(), arch_name, tokens, layers)
+
+
+@st.cache_resource(show_spinner="Loading the trained tracking models…")
+def _tracking_models() -> dict[str, tracking.Shipped]:
+    return {name: tracking.load_shipped(name) for name in tracking.shipped_names()}
+
+
+@st.cache_resource(max_entries=64, show_spinner="Running the models on the program…")
+def _tracking_page(cfg: ViewConfig) -> TrackingPage:
+    return tracking_page(cfg, _tracking_models())
+
+
+def tracking_view(cfg: ViewConfig) -> TrackingPage:
+    """/tracking for `cfg`, kept per configuration; when the shipped weights cannot be loaded,
+    the page says so and how to rebuild them, and stops there."""
+    try:
+        return _tracking_page(cfg)
+    except (OSError, ValueError, RuntimeError, KeyError) as error:  # missing or damaged files
+        st.error(weights_error(error), icon="🚫")
+        st.stop()

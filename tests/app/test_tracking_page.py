@@ -1,6 +1,7 @@
-"""/tracking through AppTest: the shipped models run the generated or the reader's program, the
-page's claims follow its own numbers, bad programs get a notice, the page loads no language
-model, and a rerun that changes nothing recomputes nothing."""
+"""/tracking through AppTest: the page leads with accuracy against depth read from the shipped
+records, its claims follow that table, the reader's program (spaces optional) runs through every
+model with each print's depth and the scratchpad's written values, bad input gets a notice, no
+language model loads, and a rerun that changes nothing runs no model."""
 
 from __future__ import annotations
 
@@ -13,29 +14,29 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
 from lib import models, tracking
+from lib.pages.tracking import DEPTH, HOLDS, TRUE
 from lib.ui import resources
-from lib.ui import tracking as ui
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 SCORE = re.compile(r"\*\*([\w-]+(?: [\w ]+)?)\*\* (\d+)/(\d+)")
+SHORTCUTS = tuple(tracking.BASELINES)
 
 
 @pytest.fixture
 def page(monkeypatch):
-    """Open /tracking with a query; count model runs; make any language-model load fail. The
-    caches stay warm between tests (scoring the held-out sets takes a while); counts are read
-    as differences."""
+    """Open /tracking with a query; count live runs; make any language-model load fail. The
+    server's caches stay between tests, so counts are read as differences."""
     runs: list[str] = []
-    real_predictions = tracking.predictions
+    real = tracking.live_run
 
-    def counted(model, programs):
-        runs.append(type(model).__name__)
-        return real_predictions(model, programs)
+    def counted(shipped, program):
+        runs.append(program.text)
+        return real(shipped, program)
 
     def no_model(*args, **kwargs):
         raise AssertionError("/tracking must not load a language model")
 
-    monkeypatch.setattr(tracking, "predictions", counted)
+    monkeypatch.setattr(tracking, "live_run", counted)
     monkeypatch.setattr(models, "load", no_model)
     monkeypatch.setattr(resources, "loaded_model", no_model)
 
@@ -50,43 +51,60 @@ def page(monkeypatch):
     return run
 
 
+def chart_data(at: AppTest, column: str):
+    """The data of the first chart whose largest dataset has `column`."""
+    for chart in at.get("vega_lite_chart"):
+        frames = [convert_arrow_bytes_to_pandas_df(d.data.data) for d in chart.proto.datasets]
+        if column in (found := max(frames, key=len)):
+            return found
+    raise AssertionError(f"no chart draws {column}")
+
+
 def scores(at: AppTest) -> dict[str, tuple[int, int]]:
     line = next(m.value for m in at.markdown if m.value.startswith("Prints answered right"))
     return {name: (int(right), int(total)) for name, right, total in SCORE.findall(line)}
 
 
-def test_the_readers_program_runs_through_every_model(page):
-    at = page(program="x = 5 ; x ++ ; print x ; if x == 1 : x = 4 ; x -- ; print x")
+def test_the_page_leads_with_accuracy_against_depth_from_the_records(page):
+    at = page(pseed="5")
     assert not at.exception
+    records = tracking.read_records()
+    first_chart = at.get("vega_lite_chart")[0]
+    assert "dependency depth" in first_chart.proto.spec
+    drawn = chart_data(at, "depth")
+    assert set(drawn["model"]) == {*records, *SHORTCUTS}
+    for name, record in records.items():
+        for bucket, found in record["held_out"]["by_depth"].items():
+            (value,) = drawn.loc[(drawn["model"] == name) & (drawn["depth"] == bucket), "accuracy"]
+            assert value == pytest.approx(found["right"] / found["prints"])
+    measured = next(m.value for m in at.markdown if m.value.startswith("**Measured.**"))
+    buckets = [b for b in tracking.DEPTH_BUCKETS if b != "0"]
+    for name, record in records.items():
+        scored = record["held_out"]["by_depth"]
+        accuracy = {b: scored[b]["right"] / scored[b]["prints"] for b in buckets}
+        below = next((b for b in buckets if accuracy[b] < HOLDS), None)
+        where = "at every depth" if below is None else f"first below 90% at depth {below}"
+        line = next(line for line in measured.splitlines() if f"**{name}**" in line)
+        assert f"{accuracy[buckets[0]]:.1%} → {accuracy[buckets[-1]]:.1%}" in line
+        assert where in line
+
+
+def test_the_readers_program_shows_depth_and_the_written_values(page):
+    at = page(program="x=5;x++;print x;if x==1:x=4;x--;print x")
+    assert not at.exception and not at.warning
     assert at.code[0].value.splitlines()[:2] == ["x = 5 ;", "x ++ ;"]
     found = scores(at)
-    assert set(found) == {*tracking.shipped_names(), ui.SKIP}
-    assert all(total == 2 for _, total in found.values())
-    assert found[ui.SKIP] == (1, 2)  # it skips the `if` that fires: 5 ++ → 1, then 1 -- → 5
-    grid = next(c for c in at.get("vega_lite_chart") if "in program order" in c.proto.spec)
-    rows = convert_arrow_bytes_to_pandas_df(grid.proto.datasets[0].data.data)
-    assert rows.loc[rows["who"] == "true value", "value"].tolist() == [1, 3]
+    assert set(found) == {*tracking.shipped_names(), *SHORTCUTS}
+    assert found["skip the conditionals"] == (1, 2)  # 5 ++ → 1 fires the `if`; it skips it
+    grid = chart_data(at, "print")
+    assert grid.loc[grid["who"] == DEPTH, "value"].tolist() == [1, 3]
+    assert grid.loc[grid["who"] == TRUE, "value"].tolist() == [1, 3]
     for name, (right, _) in found.items():
-        assert (rows.loc[rows["who"] == name, "verdict"] == "right").sum() == right
-
-
-def test_held_out_table_is_computed_and_the_text_follows_it(page):
-    at = page()
-    table = at.dataframe[0].value
-    assert list(table.columns) == list(tracking.TEST_SETS)
-    assert set(table.index) == {*tracking.shipped_names(), ui.SKIP}
-    assert ((table >= 0) & (table <= 1)).all().all()
-    longest = list(tracking.TEST_SETS)[-1]
-    best = table.drop(index=ui.SKIP)[longest].idxmax()
-    claim = next(m.value for m in at.markdown if m.value.startswith("Per-print accuracy"))
-    assert f"**{best}** at {table.loc[best, longest]:.1%}" in claim
-    assert f"the shortcut gets {table.loc[ui.SKIP, longest]:.1%}" in claim
-    lineup = next(m.value for m in at.markdown if m.value.startswith("Trained here"))
-    for name in tracking.shipped_names():
-        assert f"**{name}** ({tracking.load_shipped(name).description})" in lineup
-    measured = next(m.value for m in at.markdown if "**Measured on this run:**" in m.value)
-    feedback = next(name for name in table.index if name.startswith("feedback"))
-    assert f"{feedback} gets {table.loc[feedback].iloc[0]:.1%} of prints right" in measured
+        assert (grid.loc[grid["who"] == name, "verdict"] == "right").sum() == right
+    written = chart_data(at, "statement")
+    assert written.loc[written["who"] == TRUE, "value"].tolist() == [5, 1, 1, 4, 3, 3]
+    (pad,) = [n for n, r in tracking.read_records().items() if r["kind"] == "scratchpad"]
+    assert len(written.loc[written["who"] == f"{pad} wrote"]) == 6
 
 
 @pytest.mark.parametrize(
@@ -110,14 +128,14 @@ def test_hostile_numbers_are_clamped_with_a_notice(page):
     assert tracking.parse_program(at.code[0].value).statements == 120
 
 
-def test_another_program_moves_the_seed_and_a_rerun_reuses_every_result(page):
-    at = page(pseed="0", statements="10")
+def test_another_program_moves_the_seed_and_a_rerun_runs_no_model(page):
+    at = page(pseed="40", statements="10")
     before = at.code[0].value
     counted = len(page.runs)
     page(at)  # nothing changed: no model runs again
     assert len(page.runs) == counted
     at.button[0].click()
     page(at)
-    assert at.number_input(key="pseed").value == 1
+    assert at.number_input(key="pseed").value == 41
     assert at.code[0].value != before
-    assert len(page.runs) == counted + len(tracking.shipped_names())  # only the new program
+    assert len(page.runs) == counted + 1  # the new program, once

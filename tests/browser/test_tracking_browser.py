@@ -1,25 +1,34 @@
-"""/tracking in Debian's Chromium: both models run the reader's program (typed into the page),
-each print shows every model's answer against the true value, and the held-out accuracy, the
-length curve and the feedback model's reads are drawn."""
+"""/tracking in Debian's Chromium: the page leads with accuracy against depth, a program typed
+without spaces runs through every model, each print shows its depth and every model's answer,
+and the scratchpad's written values are drawn, with one planted error."""
 
 from urllib.parse import parse_qs, urlparse
 
-from tests.browser.conftest import screenshot
+from lib import tracking
 from lib.serve import wait_idle
+from tests.browser.conftest import screenshot
 
 CHARTS = "[data-testid='stMain'] [data-testid='stVegaLiteChart']"
-PROGRAM = "x = 2 ; x ++ ; print x ; if x == 3 : x = 5 ; x ++ ; print x ; x -- ; print x"
+PROGRAM = "x=2;x++;print x;if x==3:x=5;x++;print x;x--;print x"
 
 
-def test_a_typed_program_runs_through_both_models(server, page):
+def cell_labels(chart) -> list[str]:
+    return chart.locator("g.mark-rect path").evaluate_all(
+        "paths => paths.map(path => path.getAttribute('aria-label'))"
+    )
+
+
+def test_depth_first_then_a_typed_program_through_every_model(server, page):
     page.set_viewport_size({"width": 1400, "height": 3000})
     page.goto(f"{server}/tracking?statements=16&pseed=2")
-    page.get_by_text("1. Run a program through both").wait_for(timeout=300_000)
+    page.get_by_text("1 · Accuracy against dependency depth").wait_for(timeout=300_000)
     wait_idle(page, timeout=300_000)
     assert page.locator("[data-testid='stException']").count() == 0
     charts = page.locator(CHARTS)
-    charts.nth(2).wait_for()  # Vega mounts the charts a moment after the run ends
-    assert charts.count() == 3
+    charts.nth(3).wait_for()  # Vega mounts the charts a moment after the run ends
+    assert charts.count() == 4
+    lines = charts.first.locator("g.mark-line path").count()
+    assert lines == len(tracking.shipped_names()) + len(tracking.BASELINES)
     screenshot(page, "tracking")
 
     box = page.get_by_role("textbox", name="Or write your own (empty: the generated one)")
@@ -28,13 +37,15 @@ def test_a_typed_program_runs_through_both_models(server, page):
     page.get_by_text("x = 2 ;").first.wait_for(timeout=120_000)
     wait_idle(page)
     assert parse_qs(urlparse(page.url).query)["program"] == [PROGRAM]
-    grid = page.locator(CHARTS).first
-    labels = grid.locator("g.mark-rect path").evaluate_all(
-        "paths => paths.map(path => path.getAttribute('aria-label'))"
-    )
-    truths = [label for label in labels if "who: true value" in label]
-    assert [label.split("value: ")[-1].split(";")[0] for label in truths] == ["3", "1", "5"]
-    assert len(labels) == 3 * (
-        1 + len(page.get_by_text("Prints answered right").inner_text().split("·"))
-    )
+    assert page.locator("[data-testid='stAlert']").count() == 0
+    labels = cell_labels(page.locator(CHARTS).nth(1))
+    values = {
+        who: [
+            label.split("value: ")[-1].split(";")[0] for label in labels if f"who: {who};" in label
+        ]
+        for who in ("depth", "the program")
+    }
+    assert values == {"depth": ["1", "3", "4"], "the program": ["3", "1", "5"]}
+    written = cell_labels(page.locator(CHARTS).nth(2))
+    assert sum("who: the program;" in label for label in written) == 8  # one per statement
     screenshot(page, "tracking-typed")
