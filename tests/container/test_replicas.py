@@ -1,0 +1,108 @@
+"""Two replicas behind the sticky proxy (compose.yaml): two browser sessions open the same link,
+each is served whole (page, files, WebSocket) by its own replica, and both replicas share the
+results volume."""
+
+import socket
+import uuid
+
+import pytest
+
+from lib.serve import wait_idle
+from tests.container import docker
+
+pytestmark = pytest.mark.container
+
+LINK = "/cache?new=2"
+RESULTS = "/var/cache/kv-lens/results"  # $KV_LENS_CACHE/results in the image
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def computed_lines(log: str) -> list[str]:
+    """The computations a replica reports on its stderr (lib/store.py's `log_computed`)."""
+    return [line for line in log.splitlines() if "kv-lens: computed " in line]
+
+
+def open_session(browser, url: str) -> dict:
+    """Open `url` in a fresh browser context; return the context, and which replica (the
+    proxy's X-Upstream header) answered the page and each of its other requests."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    upstreams: set[str | None] = set()
+    page.on("response", lambda response: upstreams.add(response.headers.get("x-upstream")))
+    answer = page.goto(url)
+    wait_idle(page, timeout=300_000)
+    page.locator("[data-testid='stMain']").get_by_text("2/2 tokens identical").first.wait_for()
+    assert page.locator("[data-testid='stException']").count() == 0
+    return {
+        "context": context,
+        "page": page,
+        "upstream": answer.headers.get("x-upstream"),
+        "upstreams": upstreams,
+        "cookies": {c["name"] for c in context.cookies()},
+    }
+
+
+def test_two_sessions_of_one_link_land_on_two_replicas_that_share_results(images, browser):
+    project = f"kvlenstest{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {"KV_LENS_PORT": str(port), "KV_LENS_BIND": "127.0.0.1", "KV_LENS_REPLICAS": "2"}
+    base = f"http://127.0.0.1:{port}"
+    sessions: list[dict] = []
+    replicas: list[str] = []
+    try:
+        docker.compose(project, env, "up", "--detach", "--no-build")
+        replicas = docker.service_containers(project, "app")
+        assert len(replicas) == 2
+        docker.wait_for(lambda: docker.http_ok(f"{base}/_stcore/health"), "proxy health", 120)
+
+        # Both replicas mount the one results volume, writable by the app's non-root user.
+        volumes = [
+            {m["Name"] for m in docker.mounts(r) if m["Destination"] == RESULTS} for r in replicas
+        ]
+        assert len(volumes[0]) == 1 and volumes[0] == volumes[1]
+        probe = f"{RESULTS}/.probe-{project}"
+        docker.docker("exec", replicas[0], "sh", "-c", f"echo shared > {probe}")
+        assert docker.docker("exec", replicas[1], "cat", probe).strip() == "shared"
+        docker.docker("exec", replicas[1], "rm", probe)
+
+        # Session 1, then session 2, on the same link. Round robin gives a new visitor the next
+        # replica; the cookie keeps every later request of a session (files, WebSocket) there.
+        websockets: list[dict[str, int]] = []
+        for _ in range(2):
+            session = open_session(browser, f"{base}{LINK}")
+            assert session["upstream"] and session["upstreams"] == {session["upstream"]}
+            assert "KVLENS_REPLICA" in session["cookies"]
+            sessions.append(session)
+            websockets.append({r: len(docker.lasting_peers(r)) for r in replicas})
+        first, second = sessions
+        assert first["upstream"] != second["upstream"]
+
+        # The WebSocket of session 1 is on one replica; session 2 adds one on the other.
+        assert sorted(websockets[0].values()) == [0, 1]
+        assert websockets[1] == {r: 1 for r in replicas}
+
+        # Which replica did what, for the checks on shared results (their logs, by replica).
+        served_first = next(r for r, n in websockets[0].items() if n == 1)
+        served_second = next(r for r in replicas if r != served_first)
+        logs = {r: docker.save_logs(r) for r in replicas}
+        assert "Traceback" not in logs[served_first] + logs[served_second]
+        # lib/store.py writes one `kv-lens: computed <kind> <digest> <s>` line per computation:
+        # the first replica ran the model for the link, the second read it all from the volume.
+        computed = {r: computed_lines(logs[r]) for r in replicas}
+        assert computed[served_first], f"{served_first} computed nothing:\n{logs[served_first]}"
+        assert computed[served_second] == [], (
+            f"{served_second} recomputed what {served_first} had stored: {computed[served_second]}"
+        )
+    finally:
+        for session in sessions:
+            session["context"].close()
+        try:
+            for container in replicas + docker.service_containers(project, "proxy"):
+                docker.save_logs(container)
+        finally:
+            docker.compose(project, env, "down", "--volumes", "--timeout", "20")
