@@ -10,7 +10,7 @@ ADDRESS ?= localhost
 # `make run WORKSHOP=1`: lock the model, lower the sizes, open on a starter prompt.
 WORKSHOP ?=
 
-.PHONY: setup run test bench loadtest browser warm clean
+.PHONY: setup run test test-container bench loadtest browser warm clean
 
 setup: $(STAMP) $(MODEL_STAMP)
 
@@ -35,10 +35,19 @@ run: setup
 		--server.port $(PORT) --server.address $(ADDRESS) \
 		$(if $(WORKSHOP),--client.toolbarMode minimal)
 
+# The container tests (the `container` marker, left out of a plain `pytest`) come last.
 test: setup browser
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-container
+
+# Docker (installed and started when missing; needs root) and the base image, then the image
+# built from this tree, run and opened in Chromium, and two replicas behind the proxy.
+# No Docker is a failure, not a skip.
+test-container: setup browser
+	bash ci/container-setup.sh
+	$(PY) -m pytest -m container tests/container
 
 # Compute the preset prompts and every tour link into the results folder, so a workshop starts hot.
 warm: setup
@@ -47,8 +56,10 @@ warm: setup
 bench: setup
 	$(PY) -m bench
 
+# The server under 8 and 32 concurrent sessions (agent API, one Chromium check): ~20 min on the
+# real model. `make loadtest SESSIONS=8` for one load only.
 loadtest: setup browser
-	$(PY) -m bench.loadtest --sessions $(or $(SESSIONS),8)
+	$(PY) -m bench.loadtest $(if $(SESSIONS),--sessions $(SESSIONS))
 
 clean:
 	rm -rf $(VENV)
