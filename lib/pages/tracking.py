@@ -132,11 +132,42 @@ def depth_findings(table: HeldOutTable) -> str:
             transformer_reach=table.columns[usable[reaches[best] - 1]]
             if reaches[best]
             else text["depth.nowhere"],
-            deepest=table.columns[usable[-1]],
         )
         if min(reaches[r] for r in carriers) > reaches[best]
         else text["depth.mixed"]
     )
+    deepest = usable[-1]
+    recent = table.rows.index(tracking.RECENT_SHORTCUT)
+    shortcut = table.accuracy[recent][deepest]
+    margin = 2 * np.sqrt(2 * shortcut * (1 - shortcut) / table.prints[deepest])
+    beaten = [table.rows[r] for r in plain if table.accuracy[r][deepest] > shortcut + margin]
+    plain_deep = table.accuracy[plain, deepest]
+    against = fill(
+        PAGE,
+        "depth.recent",
+        deepest=table.columns[deepest],
+        low=percent(plain_deep.min()),
+        high=percent(plain_deep.max()),
+        count=tracking.RECENT,
+        recent=percent(shortcut),
+        verdict=fill(
+            PAGE, "depth.recent_some", names=", ".join(beaten), margin=margin, count=tracking.RECENT
+        )
+        if beaten
+        else fill(PAGE, "depth.recent_none", margin=margin),
+    )
+    first = usable[0]
+    short = [
+        table.rows[r] for r in plain if table.accuracy[r][first] < table.accuracy[recent][first]
+    ]
+    if short:
+        against += " " + fill(
+            PAGE,
+            "depth.undertrained",
+            first=table.columns[first],
+            names=", ".join(short),
+            recent=percent(table.accuracy[recent][first]),
+        )
     thin = [column for column, thin in zip(table.columns, table.thin, strict=True) if thin]
     if thin:
         conclusion += " " + fill(
@@ -150,6 +181,7 @@ def depth_findings(table: HeldOutTable) -> str:
         chance=CHANCE,
         rows="\n".join(rows),
         conclusion=conclusion,
+        recent=against,
     )
 
 

@@ -13,7 +13,13 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from lib.tracking.models import TrackingModel, build
-from lib.tracking.scoring import BASELINES, describe_sets, evaluate_baseline
+from lib.tracking.scoring import (
+    BASELINES,
+    DEPTH_BUCKETS,
+    TEST_SETS,
+    describe_sets,
+    evaluate_baseline,
+)
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "tracking"
 REFERENCE = "held_out.json"
@@ -90,3 +96,36 @@ def reference() -> dict:
 
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def records_markdown(folder: Path = WEIGHTS_DIR) -> str:
+    """The README's table of the shipped models: steps, CPU seconds and per-print accuracy by
+    depth bucket and on the shortest and longest length sets, then the shortcuts."""
+    depths = [label for label in DEPTH_BUCKETS if label != "0"]
+    lengths = [next(iter(TEST_SETS)), list(TEST_SETS)[-1]]
+    rows = [
+        "| model | steps | CPU s | "
+        + " | ".join(f"depth {label}" for label in depths)
+        + " | "
+        + " | ".join(lengths)
+        + " |",
+        "| --- " * (3 + len(depths) + len(lengths)) + "|",
+    ]
+
+    def cells(scores: dict) -> str:
+        found = [scores["by_depth"][label] for label in depths]
+        found += [scores["by_length"][label] for label in lengths]
+        return " | ".join(f"{score['right'] / score['prints']:.1%}" for score in found)
+
+    for name, record in read_records(folder).items():
+        layers = record["sizes"]["layers"]
+        label = f"{name} ({record['kind']}, {layers} layer{'s' if layers > 1 else ''})"
+        steps, seconds = record["steps"], f"{record['cpu_seconds']:.0f}"
+        rows.append(f"| {label} | {steps} | {seconds} | {cells(record['held_out'])} |")
+    for name, scores in read_reference(folder)["baselines"].items():
+        rows.append(f"| shortcut: {name} | | | {cells(scores)} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(records_markdown())

@@ -1,6 +1,6 @@
 """Scoring: the depth set fills every depth bucket with prints of that depth, a thin or empty
 bucket is reported rather than dropped, the page's tables come from records alone and refuse
-records scored on other sets, and the verdict reads its table."""
+records scored on other sets, and the shortcuts do what they say."""
 
 from __future__ import annotations
 
@@ -92,21 +92,18 @@ def test_tables_come_from_the_records():
         tracking.held_out_table(records, reference, "by_depth")
 
 
-def test_verdict_reads_the_table():
-    sets = list(tracking.TEST_SETS)
-    kinds = {"fb": "feedback", "t1": "transformer", "t2": "transformer", "s": "scratchpad"}
-    table = {
-        "fb": dict(zip(sets, [0.99, 0.95, 0.90], strict=True)),
-        "t1": dict(zip(sets, [0.50, 0.30, 0.20], strict=True)),
-        "t2": dict(zip(sets, [0.80, 0.50, 0.40], strict=True)),
-        "s": dict(zip(sets, [1.0, 1.0, 1.0], strict=True)),
-    }
-    found = tracking.verdict(table, kinds)
-    assert (found.feedback, found.best_transformer, found.wins_everywhere) == ("fb", "t2", True)
-    assert found.feedback_drop == pytest.approx(0.09)
-    assert found.transformer_drop == pytest.approx(0.40)
-    table["t1"][sets[1]] = 0.96  # one transformer ahead on one set
-    assert not tracking.verdict(table, kinds).wins_everywhere
+def test_the_recent_updates_shortcut_is_right_below_its_reach_and_reads_only_that_far():
+    programs = tracking.depth_programs(40)
+    for program in programs:
+        said = tracking.recent_updates(program)
+        for value, truth, depth in zip(said, program.printed, program.depths, strict=True):
+            if depth < tracking.RECENT:  # the fixing statement is among the updates it reads
+                assert value == truth
+    # what came before its window cannot matter: change the first assignment, same answers
+    deep = tracking.parse_program("x = 1 ; x ++ ; x ++ ; x ++ ; x ++ ; print x")
+    other = tracking.parse_program("x = 3 ; x ++ ; x ++ ; x ++ ; x ++ ; print x")
+    assert tracking.recent_updates(deep) == tracking.recent_updates(other)
+    assert deep.printed != other.printed
 
 
 def test_depth_statistics():
