@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lib.models import DEFAULT_MODEL
+from lib.readable.pairs import pair_presets
 from lib.settings import SETTINGS
 from lib.site import PAGES, PageInfo
 
@@ -30,6 +31,8 @@ MAX_SEED = 2**31 - 1
 MAX_STATEMENTS = 120
 DEFAULT_PROMPT = SETTINGS.starter_prompt or "The cure for cancer is"
 DEFAULT_NEW = min(24, MAX_NEW_TOKENS)
+MAX_PAIR_CHARS = 300
+DEFAULT_PAIR = pair_presets()[0]
 DTYPES = ("bfloat16",) if SETTINGS.weights == "bfloat16" else ("float32", "bfloat16")
 
 
@@ -219,12 +222,26 @@ PARAMS: tuple[Param, ...] = (
     ),
     ChoiceParam("agg", "mean", "how `head=all` combines heads", choices=("mean", "max")),
     IntParam("src", 0, "source token whose cache is edited", 0, 10_000),
-    IntParam("from", 1, "first layer of the cache edit (0: the word's own K/V)", 0, MAX_LAYER),
-    IntParam("to", 1, "last layer of the cache edit", 0, MAX_LAYER),
+    IntParam(
+        "from",
+        1,
+        "first layer of the cache edit, or of the patch (0: the word's own K/V)",
+        0,
+        MAX_LAYER,
+    ),
+    IntParam("to", 1, "last layer of the cache edit, or of the patch", 0, MAX_LAYER),
     ChoiceParam("edit", "zero", "how the cache is edited", choices=("zero", "mean", "token")),
     IntParam("other", 0, "with `edit=token`: the token whose K/V replace the source's", 0, 10_000),
     # /plan
     IntParam("k", 10, "how many top next tokens to show", 1, 20),
+    # /readable
+    TextParam("clean", DEFAULT_PAIR.clean, "the prompt whose K/V are patched in", MAX_PAIR_CHARS),
+    TextParam(
+        "corrupt",
+        DEFAULT_PAIR.corrupt,
+        "the prompt that is run, one token different",
+        MAX_PAIR_CHARS,
+    ),
     # /architectures
     IntParam("tokens", 6, "tokens in the architecture diagrams", 1, 16),
     IntParam("layers", 4, "layers in the architecture diagrams", 1, 8),
@@ -266,6 +283,8 @@ class ViewConfig:
     edit: str = "zero"
     other: int = 0
     k: int = 10
+    clean: str = DEFAULT_PAIR.clean
+    corrupt: str = DEFAULT_PAIR.corrupt
     tokens: int = 6
     layers: int = 4
     width: int = 64

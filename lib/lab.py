@@ -24,6 +24,11 @@ from lib.flow import GradientCone
 from lib.generate import GenerationTrace, Step
 from lib.lens import Lens
 from lib.models import LoadedModel
+from lib.readable import corpus as readable_corpus
+from lib.readable import patching, probe
+from lib.readable.corpus import Corpus
+from lib.readable.patching import Patching, PromptPair, Refusal, RestorationCurve
+from lib.readable.probe import ProbeFit, PromptReadability
 from lib.settings import SETTINGS
 from lib.stepping import Cell
 from lib.store import ResultStore
@@ -165,6 +170,58 @@ class Lab:
             (token_ids,),
             "reading every layer through the final norm and the unembedding",
             lambda: lens.logit_lens(self.lm, self.trace(token_ids)),
+        )
+
+    def corpus(self) -> Corpus:
+        """The probes' corpus: the shipped one, or one sampled from a model it was not made for."""
+        return self.keep(
+            "corpus",
+            (),
+            "reading the probes' corpus (sampling one first for a model it was not made for)",
+            lambda: readable_corpus.corpus_for(self.lm),
+        )
+
+    def probe_fit(self) -> ProbeFit:
+        """The three probes of every layer: once per model, precision and corpus."""
+        corpus = self.corpus()
+
+        def make() -> ProbeFit:
+            return probe.fit_probes(self.lm, corpus, self.progress)
+
+        what = f"fitting the probes of every layer on {corpus.n_tokens:,} tokens (once per model)"
+        return self.keep("probe_fit", (corpus.digest,), what, make)
+
+    def readability(self, token_ids: tuple[int, ...]) -> PromptReadability:
+        fit = self.probe_fit()
+        return self.keep(
+            "readability",
+            (token_ids, self.corpus().digest),
+            "scoring your text with the probes",
+            lambda: probe.prompt_readability(self.lm, fit, token_ids),
+        )
+
+    def prompt_pair(self, clean: str, corrupt: str) -> PromptPair | Refusal:
+        return self.keep(
+            "prompt_pair",
+            (clean, corrupt, self.max_prompt_tokens),
+            "reading the two prompts",
+            lambda: patching.prompt_pair(self.lm, clean, corrupt, self.max_prompt_tokens),
+        )
+
+    def patching(self, pair: PromptPair, layers: range) -> Patching:
+        return self.keep(
+            "patching",
+            (pair, layers),
+            "running the clean, the corrupted and the patched prompt",
+            lambda: patching.patch(self.lm, pair, layers),
+        )
+
+    def restoration(self, pair: PromptPair) -> RestorationCurve:
+        return self.keep(
+            "restoration",
+            (pair,),
+            "patching from every starting layer",
+            lambda: patching.restoration_curve(self.lm, pair),
         )
 
     def labels(self, token_ids: Sequence[int]) -> tuple[str, ...]:

@@ -57,6 +57,12 @@ PAGES: tuple[PageInfo, ...] = (
     ),
     PageInfo("plan", "Hidden state and planning", "🔭", (*RUN, "token", "layer", "k")),
     PageInfo(
+        "readable",
+        "What later tokens can read",
+        "🔬",
+        (*RUN, "layer", "clean", "corrupt", "from", "to"),
+    ),
+    PageInfo(
         "architectures",
         "Architectures",
         "🔁",

@@ -16,6 +16,7 @@ the same ids.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -68,13 +69,32 @@ class Corpus:
     def n_tokens(self) -> int:
         return int(self.chunks.size)
 
+    @property
+    def digest(self) -> str:
+        """Of the token ids and the held-out chunks: a key for what was fitted on them."""
+        content = self.chunks.tobytes() + repr(self.held_out).encode()
+        return hashlib.sha256(content).hexdigest()[:16]
+
 
 def load_corpus(path: Path = CORPUS_FILE) -> Corpus:
     """The shipped corpus; refuses chunks of unequal length (they prefill as one batch)."""
-    record = json.loads(path.read_text())
+    return _from_record(json.loads(path.read_text()), str(path))
+
+
+def corpus_for(lm: LoadedModel) -> Corpus:
+    """The shipped corpus when it was sampled from this model; otherwise one sampled from this
+    model now, by the same seeded script (its token ids would mean nothing to another
+    tokenizer): a second for the tiny test model, minutes for a real one."""
+    shipped = load_corpus()
+    if shipped.model_id == lm.spec.id:
+        return shipped
+    return _from_record(build(lm), lm.spec.id)
+
+
+def _from_record(record: dict, source: str) -> Corpus:
     lengths = {len(chunk) for chunk in record["chunks"]}
     if len(lengths) != 1 or len(record["chunks"]) != len(record["prompts"]):
-        raise ValueError(f"{path}: need one chunk per prompt, all of one length; got {lengths}")
+        raise ValueError(f"{source}: need one chunk per prompt, all of one length; got {lengths}")
     chunks = np.array(record["chunks"], dtype=np.int64)  # (B, C)
     chunks.flags.writeable = False
     return Corpus(
@@ -116,9 +136,7 @@ def sample_chunks(lm: LoadedModel, prompts: Sequence[str], seed: int) -> list[li
 def build(lm: LoadedModel, seed: int = SEED) -> dict:
     """Sample every chunk and return the record that is written to CORPUS_FILE."""
     prompts = [preset.prompt for preset in presets()] + list(NEUTRAL_PROMPTS)
-    start = time.perf_counter()
     chunks = sample_chunks(lm, prompts, seed)
-    print(f"{len(prompts)} chunks sampled in {time.perf_counter() - start:.0f} s", flush=True)
     return {
         "model": lm.spec.id,
         "wheel": f"{models.WHEEL_NAME}=={models.WHEEL_VERSION}",
@@ -139,7 +157,9 @@ def build(lm: LoadedModel, seed: int = SEED) -> dict:
 
 def main() -> None:
     lm = models.load(models.DEFAULT_MODEL)
+    start = time.perf_counter()
     record = build(lm)
+    print(f"{len(record['chunks'])} chunks sampled in {time.perf_counter() - start:.0f} s")
     text = json.dumps(record, indent=1)
     CORPUS_FILE.write_text(text + "\n")
     print(f"{CORPUS_FILE}: {sum(map(len, record['chunks']))} tokens, {len(text) // 1024} KB")
