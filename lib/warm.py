@@ -22,10 +22,12 @@ from lib.pages.cache import cache_page
 from lib.pages.flow import flow_page
 from lib.pages.home import home_page
 from lib.pages.plan import plan_page
+from lib.pages.readable import readable_page
+from lib.readable.pairs import pair_presets
 from lib.settings import SETTINGS
 from lib.store import DiskTier, ResultStore
 
-MODEL_PAGES = ("", "cache", "flow", "plan")  # the pages each preset prompt is computed for
+MODEL_PAGES = ("", "cache", "flow", "plan", "readable")  # computed for each preset prompt
 
 
 def builders(store: ResultStore) -> dict[str, Callable]:
@@ -41,6 +43,7 @@ def builders(store: ResultStore) -> dict[str, Callable]:
         "cache": lambda cfg: cache_page(cfg, lab_of(cfg, "cache")),
         "flow": lambda cfg: flow_page(cfg, lab_of(cfg, "flow")),
         "plan": lambda cfg: plan_page(cfg, lab_of(cfg, "plan")),
+        "readable": lambda cfg: readable_page(cfg, lab_of(cfg, "readable")),
         "architectures": lambda cfg: architectures_page(
             cfg, lambda *grid: toy.checked(store, *grid)
         ),
@@ -60,12 +63,15 @@ def _loader() -> Callable[[str, str], models.LoadedModel]:
 
 
 def views() -> Iterator[tuple[str, dict[str, str]]]:
-    """(page path, link parameters) of every view to warm: the tour, then the presets."""
+    """(page path, link parameters) of every view to warm: the tour, the preset prompts, then
+    /readable's example pairs (the probe fit, once, comes with the first /readable view)."""
     for step in content.tour():
         yield step.page, step.params
     for preset in content.presets():
         for page in MODEL_PAGES:
             yield page, {"prompt": preset.prompt}
+    for pair in pair_presets():
+        yield "readable", {"clean": pair.clean, "corrupt": pair.corrupt}
 
 
 def main() -> None:

@@ -15,12 +15,13 @@ SAYS = [
     r"Step 20\*?\*? feeds",
     r"What feeds token 8 .* at layer 12",
     r"What feeds token 8 .* at layer 12[\s\S]*token 3",
+    r"Layer 12's MLP activation, read from layer 13's keys[\s\S]*Patched at layers 1–29",
     r"What feeds token 10 .* at layer 20",
     r"\(position 4\)",
     r"Layer 20, after .* \(6\)",
     r"Selected cell: token 5, layer 1",
 ]
-BACK_AND_FORTH = [4, 6, 3, 7, 5, 8, 2, 9, 6, 4]
+BACK_AND_FORTH = [4, 7, 3, 8, 6, 5, 9, 2, 10, 7, 4]
 
 
 def main_text(page) -> str:
