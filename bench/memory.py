@@ -76,11 +76,10 @@ def child() -> None:
 
 def run() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.memory", "--child"],
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-m", "bench.memory", "--child"], stdout=subprocess.PIPE, text=True
     )
+    print(done.stdout, end="", file=sys.stderr)  # the child's progress, and why it failed
+    done.check_returncode()
     peak = next(line for line in done.stdout.splitlines() if line.startswith("PEAK"))
     report("rss_hostile_mb", float(peak.split()[1]))
 
