@@ -2,8 +2,8 @@
 
 from urllib.parse import quote
 
-from tests.browser.conftest import download_png, screenshot
 from lib.serve import wait_idle
+from tests.browser.conftest import download_png, screenshot
 
 FULL_PAGE = {"width": 1400, "height": 4200}  # the page scrolls inside Streamlit's main block
 

@@ -2,8 +2,8 @@
 
 from urllib.parse import quote
 
-from tests.browser.conftest import screenshot
 from lib.serve import streamlit_server, wait_idle
+from tests.browser.conftest import screenshot
 
 
 def test_home_shows_the_continuation(server, page):
