@@ -97,7 +97,10 @@ if patch is not None:
     ):
         with column:
             st.subheader(bars.heading)
-            draw.chart(charts.next_token_bars(bars), name(*span, ("fig", fig)))
+            draw.chart(
+                charts.next_token_bars(bars.labels, bars.probs, bars.kinds),
+                name(*span, ("fig", fig)),
+            )
     st.caption(page.bars_caption)
     st.markdown(patch.restored_text)
     st.subheader(page.headings["curve_heading"])

@@ -10,12 +10,13 @@ restoration from layer 0 (the word) is grey and named apart in the legend.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import altair as alt
 import numpy as np
 import pandas as pd
 
 from lib.charts import palette
-from lib.pages.readable import CLEAN_ANSWER, CORRUPT_ANSWER, OTHER, NextTokenBars
 from lib.readable.probe import Widths
 
 LAYER_SELECTION = "readable_layer"  # fields: layer
@@ -28,6 +29,7 @@ SERIES = {  # name: (colour, dash, point shape)
     "your text, K/V probe": (palette.ORANGE, [2, 2], "diamond"),
     "floor: shuffled pairs": (palette.GREY, [1, 3], "triangle-down"),
 }
+CLEAN_ANSWER, CORRUPT_ANSWER, OTHER = "clean answer", "corrupted answer", "other tokens"
 BAR_COLORS = {CLEAN_ANSWER: palette.ORANGE, CORRUPT_ANSWER: palette.GREEN, OTHER: palette.SKY}
 BAR_OUTLINES = {CLEAN_ANSWER: palette.BLACK, CORRUPT_ANSWER: "transparent", OTHER: "transparent"}
 WORD, INTERNAL = "from layer 0: hands over the word", "from layer ≥ 1: internal states only"
@@ -163,13 +165,16 @@ def r2_chart(
     return alt.layer(shaded, lines, points, marks, label).properties(width=EXPORT_WIDTH, height=360)
 
 
-def next_token_bars(bars: NextTokenBars) -> alt.LayerChart:
-    """One run's likeliest next tokens, likeliest on top, with their probability written after."""
+def next_token_bars(
+    labels: Sequence[str], probs: np.ndarray, kinds: Sequence[str]
+) -> alt.LayerChart:
+    """One run's likeliest next tokens, likeliest on top, with their probability written after;
+    `kinds`: CLEAN_ANSWER, CORRUPT_ANSWER or OTHER per bar."""
     frame = pd.DataFrame(
         {
-            "token": [f"{rank + 1}. {label}" for rank, label in enumerate(bars.labels)],
-            "probability": bars.probs.astype(float),
-            "kind": list(bars.kinds),
+            "token": [f"{rank + 1}. {label}" for rank, label in enumerate(labels)],
+            "probability": probs.astype(float),
+            "kind": list(kinds),
         }
     )
     frame["shown"] = frame["probability"].map(lambda p: f"{p:.1%}")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lib import markdown
+from lib.charts.readable import CLEAN_ANSWER, CORRUPT_ANSWER, OTHER
 from lib.config import ViewConfig, clamp_index
 from lib.content import fill, tour_sides
 from lib.lab import Lab
@@ -21,7 +22,6 @@ from lib.readable.probe import FIRST_POSITION, ProbeFit, Widths
 
 PAGE = "readable"
 HIDDEN = {"export": False}  # shown elsewhere, or rebuilt from what is exported
-CLEAN_ANSWER, CORRUPT_ANSWER, OTHER = "clean answer", "corrupted answer", "other tokens"
 HALF = 0.5  # the curve's sentence names the highest start that restores at least this
 
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from lib.charts.readable import CLEAN_ANSWER, CORRUPT_ANSWER
 from lib.config import ViewConfig
 from lib.lab import Lab
-from lib.pages.readable import CLEAN_ANSWER, CORRUPT_ANSWER, readable_page
+from lib.pages.readable import readable_page
 from lib.readable.pairs import pair_presets
 from lib.readable.probe import measured_widths
 from tests.unit.test_content import texts_of
