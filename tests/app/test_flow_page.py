@@ -155,7 +155,7 @@ def test_the_real_model_page(flow_page):
     assert "SmolLM2-135M-Instruct (30 layers)" in shown
     assert "the mean over all 9 query heads" in shown
     assert "room for 18 more dependent hops before the top row" in shown
-    assert "Row 0 of later tokens cannot read the edit" in shown
+    assert "of later tokens cannot read the edit" in shown
 
 
 @pytest.fixture
@@ -193,8 +193,8 @@ def test_every_figure_and_the_data_can_be_exported(flow_page, downloads):
         f"{view}-figgrid.svg",
         "flow-token5-layer2-figcone.png",
         "flow-token5-layer2-figcone.svg",
-        "flow-src0-from0-to0-editzero-figsurgery.png",
-        "flow-src0-from0-to0-editzero-figsurgery.svg",
+        "flow-src0-from1-to1-editzero-figsurgery.png",
+        "flow-src0-from1-to1-editzero-figsurgery.svg",
         f"{view}.json",
         f"{view}.csv",
     ]
@@ -213,7 +213,7 @@ def test_every_figure_and_the_data_can_be_exported(flow_page, downloads):
     assert sorted(row["token"] for row in data["edges"]["table"]) == list(range(6))
     norms = data["cone"]["gradient"]["norms"]
     assert len(norms) == 4 and len(norms[0]) == len(data["tokens"])  # rows 0–3 × tokens
-    assert data["surgery"]["edit"] == {"src": 0, "from": 0, "to": 0, "edit": "zero"}
+    assert data["surgery"]["edit"] == {"src": 0, "from": 1, "to": 1, "edit": "zero"}
     assert len(data["surgery"]["table"]) == len(data["tokens"]) - 1
     assert len(files[f"{view}.json"]()) < 300_000
     table = pd.read_csv(io.StringIO(files[f"{view}.csv"]()))

@@ -34,7 +34,9 @@ def test_cache_page_verdict_step_slider_and_grid_click(server, page):
     positions = len(grid.locator("g.mark-rect path").all()) // 30
     grid.locator("g.mark-rect path").nth(7 * positions + 2).click()
     wait_idle(page)
-    main.get_by_text("The cache of layer 7, KV head 0, at step 3").wait_for()
+    main.get_by_text(
+        "The decode cache of layer 7, KV head 0, as the cached run held it at step 3"
+    ).wait_for()
     assert "layer=7" in page.url
     page.set_viewport_size(FULL_PAGE)
     screenshot(page, "cache-step3-layer7")

@@ -389,7 +389,7 @@ def test_the_export_is_the_page_without_its_masks() -> None:
     view = page(tokens=4, layers=2, token=3, layer=1)
     document = json.loads(export.view_json(site.page(PAGE), ViewConfig(tokens=4), view))
     data = document["data"]
-    assert data["cell"] == [3, 1]
+    assert data["cell"] == {"token": 3, "layer": 1}
     panel = data["panels"][0]
     assert "result" not in panel["check"] and "lines" not in panel["diagram"]
     assert len(panel["diagram"]["cells"]) == 4 * 3
