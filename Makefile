@@ -40,7 +40,6 @@ test: setup browser
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m pytest
-	$(MAKE) --no-print-directory test-container
 
 # Docker (installed and started when missing; needs root) and the base image, then the image
 # built from this tree, run and opened in Chromium, and two replicas behind the proxy.
