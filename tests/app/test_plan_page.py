@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import streamlit as st
-import torch
 from streamlit.testing.v1 import AppTest
 
 from lib import export, generate, lens, trace
@@ -19,29 +17,11 @@ PROMPT_TOKENS = len(tiny_tokenizer()(DEFAULT_PROMPT).input_ids)
 
 
 @pytest.fixture
-def calls(monkeypatch):
-    """Count every torch module call in this process, and every run of the lens, the trace and
-    the generation; caches are cleared so the first run really computes."""
-    counts = {"modules": 0, "lens": 0, "trace": 0, "generate": 0}
-
-    def count_module(module, args):
-        counts["modules"] += 1
-
-    def counted(name, function):
-        def wrapper(*args, **kwargs):
-            counts[name] += 1
-            return function(*args, **kwargs)
-
-        return wrapper
-
-    monkeypatch.setattr(lens, "logit_lens", counted("lens", lens.logit_lens))
-    monkeypatch.setattr(trace, "run_trace", counted("trace", trace.run_trace))
-    monkeypatch.setattr(generate, "generate", counted("generate", generate.generate))
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(count_module)
-    st.cache_resource.clear()
-    yield counts
-    handle.remove()
-    st.cache_resource.clear()
+def calls(counting):
+    """Every torch module call, and every run of the lens, the trace and the generation."""
+    return counting(
+        lens=(lens, "logit_lens"), trace=(trace, "run_trace"), generate=(generate, "generate")
+    )
 
 
 @pytest.fixture

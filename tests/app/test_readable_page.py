@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import streamlit as st
-import torch
 from streamlit.testing.v1 import AppTest
 
 from lib.readable import patching, probe
@@ -19,28 +17,13 @@ CLEAN, CORRUPT = "The cat sat on the mat, said", "The bat sat on the mat, said" 
 
 
 @pytest.fixture
-def calls(monkeypatch):
-    """Count every torch module call and every probe fit and patching run; caches cleared."""
-    counts = {"modules": 0, "fit": 0, "patch": 0, "curve": 0}
-
-    def count_module(module, args):
-        counts["modules"] += 1
-
-    def counted(name, function):
-        def wrapper(*args, **kwargs):
-            counts[name] += 1
-            return function(*args, **kwargs)
-
-        return wrapper
-
-    monkeypatch.setattr(probe, "fit_probes", counted("fit", probe.fit_probes))
-    monkeypatch.setattr(patching, "patch", counted("patch", patching.patch))
-    monkeypatch.setattr(patching, "restoration_curve", counted("curve", patching.restoration_curve))
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(count_module)
-    st.cache_resource.clear()
-    yield counts
-    handle.remove()
-    st.cache_resource.clear()
+def calls(counting):
+    """Every torch module call, probe fit and patching run of the test."""
+    return counting(
+        fit=(probe, "fit_probes"),
+        patch=(patching, "patch"),
+        curve=(patching, "restoration_curve"),
+    )
 
 
 def open_page(**query: str) -> AppTest:
