@@ -39,6 +39,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from lib import allocator
+
 Progress = Callable[[float, str], None]
 Dtype = Literal["float32", "bfloat16"]
 
@@ -474,6 +476,7 @@ def _load_default(spec: ModelSpec, dtype: Dtype, report: Progress):
 def load(model_id: str, dtype: Dtype = "float32", progress: Progress | None = None) -> LoadedModel:
     """Load a registered model for inference (eager attention, so attention weights exist)."""
     report = progress or (lambda fraction, message: None)
+    allocator.return_freed_memory()  # a process that holds a model runs its views too
     spec = registry().get(model_id)
     if spec is None:
         raise ModelUnavailable(f"Unknown model {model_id!r}: choose one of {sorted(registry())}.")
