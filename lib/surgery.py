@@ -120,12 +120,17 @@ class Surgery:
         )
 
 
-def _forward(lm: LoadedModel, token_ids: Sequence[int], cache: DynamicCache):
+def _forward(
+    lm: LoadedModel, token_ids: Sequence[int], cache: DynamicCache, logits_at: int | torch.Tensor
+):
+    """One pass that extends `cache`; `logits_at` is transformers' `logits_to_keep`: the last
+    n positions (0: all) or a tensor of positions. Full-vocabulary rows are 200 KB each."""
     return lm.model(
         input_ids=torch.tensor([list(token_ids)]),
         past_key_values=cache,
         use_cache=True,
         output_hidden_states=True,
+        logits_to_keep=logits_at,
     )
 
 
@@ -167,17 +172,19 @@ def replacements(
 
 @dataclass
 class _Passes:
-    full: object  # one forward pass over the whole sequence
+    full: object  # one forward pass over the whole sequence (logits at one position)
     full_cache: DynamicCache
-    prefix: object  # positions 0..src, before any edit
+    prefix: object  # positions 0..src, before any edit (logits at src)
     rest: object  # positions src+1.., on the edited cache
     cache: DynamicCache  # the edited cache, after the rest
     plain_rest: object  # positions src+1.., on the unedited prefix cache
 
 
-def _run(lm: LoadedModel, token_ids: Sequence[int], edit: CacheEdit) -> _Passes:
-    """The full pass, the split pass without the edit and with it; call with `lm.lock` held, in
-    inference mode."""
+def _run(
+    lm: LoadedModel, token_ids: Sequence[int], edit: CacheEdit, full_logits_at: int
+) -> _Passes:
+    """The full pass (its logits at `full_logits_at` only), the split pass without the edit and
+    with it; call with `lm.lock` held, in inference mode."""
     if not 0 <= edit.src < len(token_ids) - 1:
         raise ValueError(f"src must leave at least one later token: 0 ≤ src < {len(token_ids) - 1}")
     if not 0 <= edit.first <= edit.last < lm.shape.layers:
@@ -185,16 +192,16 @@ def _run(lm: LoadedModel, token_ids: Sequence[int], edit: CacheEdit) -> _Passes:
     if edit.kind == "token" and not 0 <= edit.other < len(token_ids):
         raise ValueError(f"other must be a position 0..{len(token_ids) - 1}")
     full_cache = DynamicCache(config=lm.model.config)
-    full = _forward(lm, token_ids, full_cache)
+    full = _forward(lm, token_ids, full_cache, torch.tensor([full_logits_at]))
     chosen = replacements(lm, full_cache, edit)
     cache = DynamicCache(config=lm.model.config)
-    prefix = _forward(lm, token_ids[: edit.src + 1], cache)
+    prefix = _forward(lm, token_ids[: edit.src + 1], cache, 1)
     plain = copy.deepcopy(cache)
     for layer, (key, value) in chosen.items():
         cache.layers[layer].keys[:, :, edit.src] = key
         cache.layers[layer].values[:, :, edit.src] = value
-    rest = _forward(lm, token_ids[edit.src + 1 :], cache)
-    plain_rest = _forward(lm, token_ids[edit.src + 1 :], plain)
+    rest = _forward(lm, token_ids[edit.src + 1 :], cache, 0)
+    plain_rest = _forward(lm, token_ids[edit.src + 1 :], plain, 0)
     return _Passes(full, full_cache, prefix, rest, cache, plain_rest)
 
 
@@ -204,7 +211,7 @@ def _hidden(out) -> torch.Tensor:
 
 def edited_pass(lm: LoadedModel, token_ids: Sequence[int], edit: CacheEdit) -> EditedPass:
     with lm.lock, torch.inference_mode():
-        passes = _run(lm, token_ids, edit)
+        passes = _run(lm, token_ids, edit, len(token_ids) - 1)
     after = torch.cat([_hidden(passes.prefix), _hidden(passes.rest)], dim=1)  # (L+1, T, d)
     return EditedPass(_hidden(passes.full).numpy(), after.numpy())
 
@@ -223,6 +230,30 @@ def _greedy(lm: LoadedModel, cache: DynamicCache, logits: torch.Tensor, count: i
 def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     """KL(p ‖ q) in nats along the last axis, from log-probabilities: (..., V) → (...)."""
     return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
+
+
+ROWS_AT_ONCE = 32  # positions whose full-vocabulary temporaries are alive together (~6 MB each)
+
+
+def compare_rows(
+    logits_before: torch.Tensor, logits_after: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """KL(before ‖ after) and both top tokens per position, from logits (P, V) each: (P,) ×3.
+    A few rows at a time, so a long sequence's temporaries stay small."""
+    parts = []
+    for at in range(0, logits_before.shape[0], ROWS_AT_ONCE):
+        rows = slice(at, at + ROWS_AT_ONCE)
+        log_before = torch.log_softmax(logits_before[rows].float(), dim=-1)
+        log_after = torch.log_softmax(logits_after[rows].float(), dim=-1)
+        parts.append(
+            (
+                kl_divergence(log_before, log_after),
+                log_before.argmax(dim=-1),
+                log_after.argmax(dim=-1),
+            )
+        )
+    kl, top_before, top_after = (torch.cat(column) for column in zip(*parts, strict=True))
+    return kl, top_before, top_after
 
 
 def _relative_change(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
@@ -244,19 +275,17 @@ def run_surgery(
     own continuation was decoded greedily with the cache (`continuation_is_greedy`), it already
     is the greedy continuation from the unedited cache and is not decoded a second time.
     """
+    start = max(edit.src + 1, n_prompt)
+    count = len(token_ids) - start
     with lm.lock, torch.inference_mode():
-        passes = _run(lm, token_ids, edit)
+        passes = _run(lm, token_ids, edit, start - 1)
         later = slice(edit.src + 1, len(token_ids))
-        log_before = torch.log_softmax(passes.plain_rest.logits[0].float(), dim=-1)  # (P, V)
-        log_after = torch.log_softmax(passes.rest.logits[0].float(), dim=-1)  # (P, V)
-        kl = kl_divergence(log_before, log_after)  # (P,)
+        kl, top_before, top_after = compare_rows(passes.plain_rest.logits[0], passes.rest.logits[0])
         plain_later = _hidden(passes.plain_rest)  # (L+1, P, d)
         row_change = _relative_change(plain_later, _hidden(passes.rest)).amax(dim=1)  # (L+1,)
         split = torch.cat([_hidden(passes.prefix), plain_later], dim=1)  # (L+1, T, d)
         split_rounding = _relative_change(_hidden(passes.full), split).max()
 
-        start = max(edit.src + 1, n_prompt)
-        count = len(token_ids) - start
         cache = passes.cache
         cache.crop(start - cache.get_seq_length())  # negative: how many tokens to drop
         if continuation_is_greedy:
@@ -264,7 +293,7 @@ def run_surgery(
         else:
             full_cache = passes.full_cache
             full_cache.crop(start - full_cache.get_seq_length())
-            before_ids = _greedy(lm, full_cache, passes.full.logits[0, start - 1], count)
+            before_ids = _greedy(lm, full_cache, passes.full.logits[0, 0], count)
         # the position before `start` is the source itself (prefix pass) or a later one
         last = (
             passes.prefix.logits[0, -1]
@@ -277,8 +306,8 @@ def run_surgery(
         edit=edit,
         positions=np.arange(later.start, len(token_ids)),
         kl=kl.clamp_min(0).numpy(),
-        top_before=log_before.argmax(dim=-1).numpy(),
-        top_after=log_after.argmax(dim=-1).numpy(),
+        top_before=top_before.numpy(),
+        top_after=top_after.numpy(),
         row_change=row_change.numpy(),
         split_rounding=float(split_rounding),
         start=start,

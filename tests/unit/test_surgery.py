@@ -114,6 +114,17 @@ def test_kl_divergence_is_torchs_and_zero_only_for_the_same_distribution():
     assert torch.all(kl_divergence(log_p, log_p) == 0)
 
 
+def test_rows_compared_a_few_at_a_time_equal_all_at_once():
+    generator = torch.Generator().manual_seed(1)
+    rows = 2 * surgery.ROWS_AT_ONCE + 5  # two full chunks and a short one
+    before, after = torch.randn(2, rows, 257, generator=generator)
+    kl, top_before, top_after = surgery.compare_rows(before, after)
+    log_before, log_after = torch.log_softmax(before, -1), torch.log_softmax(after, -1)
+    torch.testing.assert_close(kl, kl_divergence(log_before, log_after))
+    assert torch.equal(top_before, before.argmax(-1)) and torch.equal(top_after, after.argmax(-1))
+    assert not torch.equal(top_before, top_after)
+
+
 def test_an_edit_without_effect_measures_only_rounding(tiny):
     """Replacing token 3's K/V by its own: the copy comes from the full pass, the cache from the
     prefix pass, so they differ by rounding only, and so does everything after."""
