@@ -8,9 +8,11 @@ reports its peak resident memory. Its budget is KV_LENS_MAX_CACHE_MB; the target
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from bench.common import report
@@ -75,9 +77,14 @@ def child() -> None:
 
 
 def run() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.memory", "--child"], stdout=subprocess.PIPE, text=True
-    )
+    # A results folder of its own: prompts stored by an earlier run would be read, not computed.
+    with tempfile.TemporaryDirectory() as results:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.memory", "--child"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "KV_LENS_RESULTS_DIR": results},
+        )
     print(done.stdout, end="", file=sys.stderr)  # the child's progress, and why it failed
     done.check_returncode()
     peak = next(line for line in done.stdout.splitlines() if line.startswith("PEAK"))
