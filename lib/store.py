@@ -43,7 +43,13 @@ def nbytes_of(value: Any, _seen: set[int] | None = None) -> int:
         return 0
     seen.add(id(value))
     if isinstance(value, np.ndarray):
-        own = value.nbytes if value.base is None or value.flags.owndata else 0
+        # A view holds its whole buffer (read-only results, slices, unpickled and torch-backed
+        # arrays are all views): weigh the array that owns it, once.
+        owner = value
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        own = 0 if owner is not value and id(owner) in seen else owner.nbytes
+        seen.add(id(owner))
         if value.dtype == object:
             own += sum(nbytes_of(item, seen) for item in value.ravel())
         return own + OBJECT_BYTES

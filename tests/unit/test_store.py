@@ -1,10 +1,12 @@
 """The shared result store: bounded in bytes, least recently used first out, one computation
 per key however many sessions ask at once."""
 
+import pickle
 import threading
 import time
 
 import numpy as np
+import torch
 
 from lib.store import DiskTier, ResultStore, digest_of, nbytes_of
 
@@ -13,6 +15,18 @@ def test_results_are_weighed_by_their_arrays():
     array = np.zeros((100, 100), dtype=np.float32)  # 40,000 bytes
     assert 40_000 <= nbytes_of(array) < 41_000
     assert nbytes_of({"a": array, "b": (array,)}) < 2 * 40_000  # the same array counted once
+
+
+def test_a_view_weighs_the_buffer_it_holds():
+    """Results are views more often than not: read-only copies of tensors, slices, arrays back
+    from the disk tier. Each holds its whole buffer, counted once."""
+    array = np.zeros((100, 100), dtype=np.float32)
+    assert 40_000 <= nbytes_of(array[:1]) < 41_000  # a row keeps the whole table alive
+    assert nbytes_of((array[:50], array[50:], array)) < 2 * 40_000
+    tensor_backed = torch.zeros(100, 100).numpy()[:, :10]
+    assert nbytes_of(tensor_backed) >= 4_000
+    unpickled = pickle.loads(pickle.dumps(np.zeros((31, 192, 576), np.float32)[::2]))
+    assert nbytes_of(unpickled) >= unpickled.nbytes
 
 
 def test_the_least_recently_used_results_leave_when_the_budget_is_passed():
