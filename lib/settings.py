@@ -46,7 +46,7 @@ def from_environment(env: Mapping[str, str] = os.environ) -> Settings:
         max_grid_tokens=_number(env, "KV_LENS_MAX_GRID_TOKENS", 96 if workshop else 192, 8, 768),
         weights=weights if weights in {"float32", "bfloat16"} else "float32",
         starter_prompt=env.get("KV_LENS_STARTER_PROMPT", WORKSHOP_STARTER if workshop else ""),
-        max_cache_mb=_number(env, "KV_LENS_MAX_CACHE_MB", 256, 16, 65_536),
+        max_cache_mb=_number(env, "KV_LENS_MAX_CACHE_MB", 128, 16, 65_536),
         results_dir=env.get("KV_LENS_RESULTS_DIR", ""),
         max_disk_mb=_number(env, "KV_LENS_MAX_DISK_MB", 2048, 64, 1 << 20),
     )
