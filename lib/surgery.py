@@ -34,6 +34,7 @@ from transformers.models.llama.modeling_llama import rotate_half
 
 from lib.generate import choose
 from lib.models import LoadedModel
+from lib.trace import ROWS_AT_ONCE
 
 EditKind = Literal["zero", "mean", "token"]
 
@@ -232,26 +233,18 @@ def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
 
 
-ROWS_AT_ONCE = 32  # positions whose full-vocabulary temporaries are alive together (~6 MB each)
-
-
 def compare_rows(
     logits_before: torch.Tensor, logits_after: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """KL(before ‖ after) and both top tokens per position, from logits (P, V) each: (P,) ×3.
     A few rows at a time, so a long sequence's temporaries stay small."""
     parts = []
-    for at in range(0, logits_before.shape[0], ROWS_AT_ONCE):
-        rows = slice(at, at + ROWS_AT_ONCE)
-        log_before = torch.log_softmax(logits_before[rows].float(), dim=-1)
-        log_after = torch.log_softmax(logits_after[rows].float(), dim=-1)
-        parts.append(
-            (
-                kl_divergence(log_before, log_after),
-                log_before.argmax(dim=-1),
-                log_after.argmax(dim=-1),
-            )
-        )
+    chunks = (torch.split(logits, ROWS_AT_ONCE) for logits in (logits_before, logits_after))
+    for before, after in zip(*chunks, strict=True):
+        log_before = torch.log_softmax(before.float(), dim=-1)
+        log_after = torch.log_softmax(after.float(), dim=-1)
+        kl = kl_divergence(log_before, log_after)
+        parts.append((kl, log_before.argmax(dim=-1), log_after.argmax(dim=-1)))
     kl, top_before, top_after = (torch.cat(column) for column in zip(*parts, strict=True))
     return kl, top_before, top_after
 

@@ -108,6 +108,22 @@ def _frozen(tensor: torch.Tensor) -> np.ndarray:
     return array
 
 
+ROWS_AT_ONCE = 32  # positions whose full-vocabulary temporaries are alive together (~6 MB each)
+
+
+def next_token_summary(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, ...]:
+    """Top-k ids and logits, logsumexp and entropy of each row of `logits` (T, V): (T, k) ×2,
+    (T,) ×2. A few rows at a time: at 256 positions one (T, V) temporary is 50 MB."""
+    parts = []
+    for rows in torch.split(logits, ROWS_AT_ONCE):
+        rows = rows.float()
+        log_probs = torch.log_softmax(rows, dim=-1)
+        top = torch.topk(rows, k=min(top_k, rows.shape[-1]), dim=-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        parts.append((top.indices, top.values, torch.logsumexp(rows, dim=-1), entropy))
+    return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+
+
 def run_trace(lm: LoadedModel, token_ids: Sequence[int], top_k: int = TOP_K) -> Trace:
     """One forward pass with attention weights, hidden states and a fresh cache, all kept."""
     if not token_ids:
@@ -123,9 +139,7 @@ def run_trace(lm: LoadedModel, token_ids: Sequence[int], top_k: int = TOP_K) -> 
             output_hidden_states=True,
         )
         labels = token_labels(lm, token_ids)
-    logits = out.logits[0].float()  # (T, V)
-    log_probs = torch.log_softmax(logits, dim=-1)
-    top = torch.topk(logits, k=min(top_k, logits.shape[-1]), dim=-1)
+    top_ids, top_logits, logsumexp, entropy = next_token_summary(out.logits[0], top_k)
     return Trace(
         model_id=lm.spec.id,
         token_ids=_frozen(input_ids[0]),
@@ -134,8 +148,8 @@ def run_trace(lm: LoadedModel, token_ids: Sequence[int], top_k: int = TOP_K) -> 
         attentions=_frozen(torch.stack(out.attentions)[:, 0]),
         keys=_frozen(torch.stack([layer.keys[0] for layer in cache.layers])),
         values=_frozen(torch.stack([layer.values[0] for layer in cache.layers])),
-        top_ids=_frozen(top.indices),
-        top_logits=_frozen(top.values),
-        logsumexp=_frozen(torch.logsumexp(logits, dim=-1)),
-        entropy=_frozen(-(log_probs.exp() * log_probs).sum(-1)),
+        top_ids=_frozen(top_ids),
+        top_logits=_frozen(top_logits),
+        logsumexp=_frozen(logsumexp),
+        entropy=_frozen(entropy),
     )

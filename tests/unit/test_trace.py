@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.trace import encode_prompt, run_trace, token_label
+from lib.trace import ROWS_AT_ONCE, encode_prompt, run_trace, token_label
 
 
 def plain_forward(lm, ids):
@@ -58,6 +58,15 @@ def test_probabilities_and_entropy_match_the_softmax_of_a_plain_forward(tiny):
     np.testing.assert_allclose(trace.top_probs, expected_top.numpy(), rtol=1e-5)
     entropy = -(probs * probs.log()).sum(-1)
     np.testing.assert_allclose(trace.entropy, entropy.numpy(), rtol=1e-5)
+
+
+def test_a_prompt_longer_than_one_chunk_of_rows_is_summarised_whole(tiny):
+    ids = [(7 * i) % 50 + 3 for i in range(ROWS_AT_ONCE + 9)]  # a full chunk and a short one
+    trace = run_trace(tiny, ids)
+    probs = torch.softmax(plain_forward(tiny, ids).logits[0], -1)  # (T, V)
+    assert trace.top_ids.shape[0] == trace.entropy.shape[0] == len(ids)
+    np.testing.assert_array_equal(trace.top_ids[:, 0], probs.argmax(-1).numpy())
+    np.testing.assert_allclose(trace.entropy, -(probs * probs.log()).sum(-1).numpy(), rtol=1e-5)
 
 
 def test_prompt_budget_truncates_with_a_notice(tiny):
