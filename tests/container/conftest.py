@@ -1,10 +1,11 @@
 """Container tests: the image and the replicas, built and run by Docker, opened in Chromium.
 
 They carry the `container` marker, which a plain `pytest` leaves out (pyproject.toml);
-`make test-container` (not part of `make test`: see the README) sets up a Docker engine and the base image with
-`bash ci/container-setup.sh`, then runs them with `pytest -m container`. Once selected, they
-never skip: without a Docker daemon they fail and say so. `KV_LENS_CONTAINER_BUILD=0` reuses the
-images already built instead of running deploy/build.sh first.
+`make test-container` (not part of `make test`: see the README) sets up a Docker engine and the
+base image with `bash ci/container-setup.sh`, then runs them with `pytest -m container`. Once
+selected, they never skip: without a Docker daemon they fail and say so.
+`KV_LENS_CONTAINER_BUILD=0` reuses the images already built instead of running deploy/build.sh
+first.
 """
 
 from __future__ import annotations
