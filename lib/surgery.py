@@ -34,7 +34,7 @@ from transformers.models.llama.modeling_llama import rotate_half
 
 from lib.generate import choose
 from lib.models import LoadedModel
-from lib.trace import ROWS_AT_ONCE
+from lib.trace import by_rows
 
 EditKind = Literal["zero", "mean", "token"]
 
@@ -233,20 +233,12 @@ def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
 
 
-def compare_rows(
-    logits_before: torch.Tensor, logits_after: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """KL(before ‖ after) and both top tokens per position, from logits (P, V) each: (P,) ×3.
-    A few rows at a time, so a long sequence's temporaries stay small."""
-    parts = []
-    chunks = (torch.split(logits, ROWS_AT_ONCE) for logits in (logits_before, logits_after))
-    for before, after in zip(*chunks, strict=True):
-        log_before = torch.log_softmax(before.float(), dim=-1)
-        log_after = torch.log_softmax(after.float(), dim=-1)
-        kl = kl_divergence(log_before, log_after)
-        parts.append((kl, log_before.argmax(dim=-1), log_after.argmax(dim=-1)))
-    kl, top_before, top_after = (torch.cat(column) for column in zip(*parts, strict=True))
-    return kl, top_before, top_after
+def _compare_rows(before: torch.Tensor, after: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """KL(before ‖ after) and both top tokens of rows of logits (n, V) each: (n,) ×3."""
+    log_before = torch.log_softmax(before.float(), dim=-1)
+    log_after = torch.log_softmax(after.float(), dim=-1)
+    kl = kl_divergence(log_before, log_after)
+    return kl, log_before.argmax(dim=-1), log_after.argmax(dim=-1)
 
 
 def _relative_change(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
@@ -273,7 +265,9 @@ def run_surgery(
     with lm.lock, torch.inference_mode():
         passes = _run(lm, token_ids, edit, start - 1)
         later = slice(edit.src + 1, len(token_ids))
-        kl, top_before, top_after = compare_rows(passes.plain_rest.logits[0], passes.rest.logits[0])
+        kl, top_before, top_after = by_rows(
+            _compare_rows, passes.plain_rest.logits[0], passes.rest.logits[0]
+        )
         plain_later = _hidden(passes.plain_rest)  # (L+1, P, d)
         row_change = _relative_change(plain_later, _hidden(passes.rest)).amax(dim=1)  # (L+1,)
         split = torch.cat([_hidden(passes.prefix), plain_later], dim=1)  # (L+1, T, d)
@@ -286,7 +280,7 @@ def run_surgery(
         else:
             full_cache = passes.full_cache
             full_cache.crop(start - full_cache.get_seq_length())
-            before_ids = _greedy(lm, full_cache, passes.full.logits[0, 0], count)
+            before_ids = _greedy(lm, full_cache, passes.full.logits[0, 0], count)  # at start - 1
         # the position before `start` is the source itself (prefix pass) or a later one
         last = (
             passes.prefix.logits[0, -1]

@@ -9,9 +9,9 @@ shared by every session of the app.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 import torch
@@ -111,17 +111,21 @@ def _frozen(tensor: torch.Tensor) -> np.ndarray:
 ROWS_AT_ONCE = 32  # positions whose full-vocabulary temporaries are alive together (~6 MB each)
 
 
-def next_token_summary(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, ...]:
-    """Top-k ids and logits, logsumexp and entropy of each row of `logits` (T, V): (T, k) ×2,
-    (T,) ×2. A few rows at a time: at 256 positions one (T, V) temporary is 50 MB."""
-    parts = []
-    for rows in torch.split(logits, ROWS_AT_ONCE):
-        rows = rows.float()
-        log_probs = torch.log_softmax(rows, dim=-1)
-        top = torch.topk(rows, k=min(top_k, rows.shape[-1]), dim=-1)
-        entropy = -(log_probs.exp() * log_probs).sum(-1)
-        parts.append((top.indices, top.values, torch.logsumexp(rows, dim=-1), entropy))
+def by_rows(summarise: Callable[..., tuple[torch.Tensor, ...]], *logits: torch.Tensor):
+    """`summarise` of ROWS_AT_ONCE rows of each (T, V) tensor at a time, its outputs joined
+    along the rows: at 256 positions one (T, V) temporary is 50 MB."""
+    chunks = zip(*(torch.split(rows, ROWS_AT_ONCE) for rows in logits), strict=True)
+    parts = [summarise(*rows) for rows in chunks]
     return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+
+
+def _next_token_rows(top_k: int, logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Top-k ids and logits, logsumexp and entropy of rows (n, V): (n, k) ×2, (n,) ×2."""
+    logits = logits.float()
+    log_probs = torch.log_softmax(logits, dim=-1)
+    top = torch.topk(logits, k=min(top_k, logits.shape[-1]), dim=-1)
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    return top.indices, top.values, torch.logsumexp(logits, dim=-1), entropy
 
 
 def run_trace(lm: LoadedModel, token_ids: Sequence[int], top_k: int = TOP_K) -> Trace:
@@ -139,7 +143,9 @@ def run_trace(lm: LoadedModel, token_ids: Sequence[int], top_k: int = TOP_K) -> 
             output_hidden_states=True,
         )
         labels = token_labels(lm, token_ids)
-    top_ids, top_logits, logsumexp, entropy = next_token_summary(out.logits[0], top_k)
+    top_ids, top_logits, logsumexp, entropy = by_rows(
+        partial(_next_token_rows, top_k), out.logits[0]
+    )
     return Trace(
         model_id=lm.spec.id,
         token_ids=_frozen(input_ids[0]),

@@ -20,7 +20,7 @@ from lib.surgery import (
     rotate_keys,
     run_surgery,
 )
-from lib.trace import ROWS_AT_ONCE
+from lib.trace import ROWS_AT_ONCE, by_rows
 
 IDS = [5, 17, 99, 3, 42, 7, 61, 250, 8, 33, 120, 64]
 REPEATED = [5, 17, 99, 3, 42, 7, 61, 250, 8, 3, 120, 64]  # token 3 at positions 3 and 9
@@ -119,7 +119,7 @@ def test_rows_compared_a_few_at_a_time_equal_all_at_once():
     generator = torch.Generator().manual_seed(1)
     rows = 2 * ROWS_AT_ONCE + 5  # two full chunks and a short one
     before, after = torch.randn(2, rows, 257, generator=generator)
-    kl, top_before, top_after = surgery.compare_rows(before, after)
+    kl, top_before, top_after = by_rows(surgery._compare_rows, before, after)
     log_before, log_after = torch.log_softmax(before, -1), torch.log_softmax(after, -1)
     torch.testing.assert_close(kl, kl_divergence(log_before, log_after))
     assert torch.equal(top_before, before.argmax(-1)) and torch.equal(top_after, after.argmax(-1))
