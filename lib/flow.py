@@ -11,13 +11,15 @@ parents of `(t, l)` are the cells `(i, l - 1)`, `i ≤ t`, weighted by that atte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from transformers import PreTrainedModel
 
 from lib.models import LoadedModel
 from lib.stepping import Cell
@@ -172,19 +174,40 @@ class GradientCone:
         return np.divide(self.norms, largest, out=np.zeros_like(self.norms), where=largest > 0)
 
 
+@contextmanager
+def layer_by_layer(model: PreTrainedModel) -> Iterator[None]:
+    """Activation checkpointing for one pass: the forward keeps only each decoder layer's input
+    and the backward recomputes the layer from it. Measured on the real model at 276 tokens,
+    the gradient cone's pass took ~300 MB above the server's resting memory without it: the
+    largest transient of any view. Checkpointing runs only in training mode, which computes
+    what eval mode does only without dropout: a model with dropout gets the plain pass. Call it
+    under the model's lock: both switches are the shared model's."""
+    if getattr(model.config, "attention_dropout", 0.0) or not model.supports_gradient_checkpointing:
+        yield
+        return
+    model.activation_checkpointing_enable()
+    model.train()
+    try:
+        yield
+    finally:
+        model.eval()
+        model.activation_checkpointing_disable()
+
+
 def gradient_cone(lm: LoadedModel, token_ids: Sequence[int], cell: Cell) -> GradientCone:
     """One real forward and backward pass of the model over the whole sequence.
 
     The embeddings enter as a leaf that requires grad, so the pass works whatever the weights'
     `requires_grad` says; `autograd.grad` (not `backward`) leaves no `.grad` on the shared
     weights. Positions after `cell.token` are in the pass too: their zero gradient is measured,
-    not assumed.
+    not assumed. Each layer is recomputed in the backward pass (`layer_by_layer`), so the pass
+    holds one layer's activations at a time, not thirty.
     """
     input_ids = torch.tensor([list(token_ids)])  # (1, T)
     generator = torch.Generator().manual_seed(GRADIENT_SEED)
     direction = torch.randn(lm.shape.hidden, generator=generator)
     direction /= direction.norm()  # (d,)
-    with lm.lock, torch.enable_grad():
+    with lm.lock, layer_by_layer(lm.model), torch.enable_grad():
         embeds = lm.model.get_input_embeddings()(input_ids).detach().requires_grad_()  # (1, T, d)
         out = lm.model.model(inputs_embeds=embeds, output_hidden_states=True, use_cache=False)
         states = out.hidden_states  # L+1 tensors (1, T, d), the ones used downstream

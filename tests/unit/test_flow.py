@@ -1,6 +1,7 @@
 """/flow on the tiny random model, without Streamlit: lib.flow's measurements against the model
 itself and the dependency rule, and the page model's numbers against independent computations."""
 
+import contextlib
 import io
 import json
 import xml.etree.ElementTree as ElementTree
@@ -14,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lib import content, export, site
+from lib import content, export, flow, site
 from lib.architectures import TransformerRule, cone_mask
 from lib.charts import clicked, palette
 from lib.charts import flow as charts
@@ -150,6 +151,24 @@ def test_structural_cones_follow_the_transformer_rule(cell):
     cones = structural_cones(cell, 10, 3)
     np.testing.assert_array_equal(cones.backward, cone_mask(rule, cell, 10, "past").T)
     np.testing.assert_array_equal(cones.forward, cone_mask(rule, cell, 10, "future").T)
+
+
+def test_layer_by_layer_pass_gives_the_plain_pass_gradients_and_restores_the_model(
+    tiny, monkeypatch
+):
+    cell = Cell(8, 3)
+    checkpointed = gradient_cone(tiny, IDS, cell).norms
+    assert not tiny.model.training and not tiny.model.is_activation_checkpointing
+    monkeypatch.setattr(flow, "layer_by_layer", lambda model: contextlib.nullcontext())
+    plain = gradient_cone(tiny, IDS, cell).norms
+    np.testing.assert_allclose(checkpointed, plain, rtol=1e-6, atol=0)
+    assert np.array_equal(checkpointed > 0, plain > 0)
+
+
+def test_a_model_with_dropout_keeps_the_plain_pass(tiny, monkeypatch):
+    monkeypatch.setattr(tiny.model.config, "attention_dropout", 0.1)
+    with flow.layer_by_layer(tiny.model):
+        assert not tiny.model.training and not tiny.model.is_activation_checkpointing
 
 
 @pytest.mark.parametrize("cell", [Cell(6, 2), Cell(9, 3), Cell(3, 1)])
