@@ -15,6 +15,7 @@ that computes them, so a result is never served by code that would compute it di
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import sys
 import threading
@@ -30,6 +31,8 @@ import diskcache
 import numpy as np
 import pandas as pd
 import torch
+
+from lib import allocator
 
 Value = TypeVar("Value")
 OBJECT_BYTES = 64  # what a small Python object costs, roughly: a floor for what we do not weigh
@@ -140,6 +143,7 @@ class ResultStore(Generic[Value]):
         self._evictions = 0
         self._lock = threading.Lock()
         self._computing: dict[Hashable, threading.Lock] = {}
+        allocator.set_aside_long_lived()  # so that `compute`'s collections cost milliseconds
 
     def get(self, key: Hashable) -> Value | None:
         with self._lock:
@@ -186,6 +190,7 @@ class ResultStore(Generic[Value]):
                     if found is not None:
                         self.put(key, found)
                 if found is None:
+                    gc.collect()  # earlier views' cycles leave before this one's working memory
                     start = time.perf_counter()
                     found = make()
                     log_computed(key, time.perf_counter() - start)

@@ -1,9 +1,11 @@
 """The shared result store: bounded in bytes, least recently used first out, one computation
 per key however many sessions ask at once."""
 
+import gc
 import pickle
 import threading
 import time
+import weakref
 
 import numpy as np
 import torch
@@ -86,3 +88,25 @@ def test_a_key_names_the_same_result_in_every_process():
     key = ("surgery", "m", "float32", (1, 2), ("edit", 3))
     assert digest_of(key) == digest_of(tuple(key)) != digest_of(("surgery", "m", "bfloat16"))
     assert len(digest_of(key)) == 64
+
+
+class _Cycle:
+    """An object in a reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.itself = self
+        self.payload = np.ones(1 << 20)
+
+
+def test_a_computation_starts_after_earlier_cycles_are_collected():
+    store = ResultStore(1 << 20)
+    assert gc.get_freeze_count() > 0  # long-lived objects are out of the scans
+    cycle = _Cycle()
+    gone = weakref.ref(cycle)
+    del cycle
+    gc.disable()  # no automatic collection: only the store's own can free it
+    try:
+        assert gone() is not None
+        assert store.compute("key", lambda: gone() is None)
+    finally:
+        gc.enable()
