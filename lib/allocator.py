@@ -44,7 +44,8 @@ def set_aside_long_lived() -> None:
     A full collection then takes ~2 ms instead of ~400 ms (457,000 objects with the model
     loaded, measured), so the store can afford one before every computation
     (`ResultStore.compute`). Without those collections, the reference cycles of finished views
-    (Streamlit's messages, tables, generation steps) waited for Python's rare full collections,
-    and a server's peak rose ~45 MB with every long prompt (`rss_hostile_mb`)."""
+    (in the benchmark's AppTest sessions: Streamlit's messages, tables, generation steps)
+    waited for Python's rare full collections, and a server's peak rose ~45 MB with every long
+    prompt (`rss_hostile_mb`)."""
     gc.collect()
     gc.freeze()
