@@ -82,8 +82,9 @@ def test_clicking_a_cell_moves_the_marks_in_all_three(server, page):
     wait_idle(page)
     assert "layer=3" in page.url
     diagrams = page.locator(DIAGRAMS)
-    for index in range(3):
-        diagrams.nth(index).locator("g.mark-rect path").nth(6 * 5 - 1).wait_for()
+    selected = "g.mark-rect path[aria-label*='role: selected; token: 2; layer: 3;']"
+    for index in range(3):  # the new selection's cell, not only the old diagram's cells
+        diagrams.nth(index).locator(selected).wait_for()
     after = [cell_roles(diagrams.nth(index)) for index in range(3)]
     assert after == expected_roles(Cell(2, 3), 6, 4)
     assert page.get_by_role("spinbutton", name="Selected token").input_value() == "2"

@@ -8,6 +8,7 @@ import re
 from urllib.parse import quote
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect
 
 from lib.serve import wait_idle
 from tests.browser.conftest import download_png, screenshot
@@ -26,11 +27,14 @@ def grid_cell(page, token: int, layer: int):
     return cells.locator(f"path[aria-label*='x1: {token + 0.5}; y1: {layer + 0.5};']")
 
 
-def edge_count(page) -> int:
-    """The rules drawn into the selected cell, once Vega has drawn the grid's cells."""
+def edges(page):
+    """The rules drawn into the selected cell, in the grid (the page's first chart).
+
+    Count them with `expect`, which waits: Streamlit's frontend embeds the spec first and
+    inserts or replaces the datasets after, each change a new Vega run, so the cells can be on
+    the page before the edges (CI of 5f8edc8 read 0 of 6 as soon as the first cell appeared)."""
     grid = page.locator("[data-testid='stVegaLiteChart']").first
-    grid.locator("g.mark-rect path").first.wait_for(state="attached", timeout=60_000)
-    return grid.locator("g.mark-rule path, g.mark-rule line").count()
+    return grid.locator("g.mark-rule path, g.mark-rule line")
 
 
 TABLE_TOKENS = """() => [...document.querySelectorAll(
@@ -76,7 +80,7 @@ def test_a_click_on_the_grid_moves_selection_url_and_table(server, page):
     main = page.locator("[data-testid='stMain']")
     main.get_by_text("What feeds token 5").wait_for()
     assert page.locator("[data-testid='stException']").count() == 0
-    assert edge_count(page) == 6  # tokens 0…5 at row 11 feed (5, 12)
+    expect(edges(page)).to_have_count(6, timeout=60_000)  # tokens 0…5 at row 11 feed (5, 12)
     assert table_tokens(page, list(range(6))) == list(range(6))
     full_screenshot(page, "flow")
 
@@ -84,7 +88,7 @@ def test_a_click_on_the_grid_moves_selection_url_and_table(server, page):
     wait_idle(page, SLOW)
     main.get_by_text("What feeds token 8").wait_for()
     assert re.search(r"[?&]token=8(&|$)", page.url) and re.search(r"[?&]layer=20(&|$)", page.url)
-    assert edge_count(page) == 9
+    expect(edges(page)).to_have_count(9, timeout=60_000)
     assert table_tokens(page, list(range(9))) == list(range(9))
     assert "Cell (8, 20) is the output of decoder layer 19" in main.inner_text()
     assert page.locator("[data-testid='stException']").count() == 0
@@ -98,7 +102,8 @@ def test_a_link_without_a_cell_opens_on_the_last_token_halfway_up(server, page):
     main.get_by_text("What feeds token 19").wait_for()  # 12 prompt + 8 new tokens: 0…19
     assert "at layer 15" in main.inner_text()
     assert page.locator("[data-testid='stException']").count() == 0
-    assert edge_count(page) == 20  # every token 0…19 feeds the last one (the table scrolls)
+    # every token 0…19 feeds the last one (the table scrolls)
+    expect(edges(page)).to_have_count(20, timeout=60_000)
     assert "token=" not in page.url and "layer=" not in page.url
     wait_drawn(page)
     dashed = page.locator("[data-testid='stVegaLiteChart'] path[stroke-dasharray='5,3']")

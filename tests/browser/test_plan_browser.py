@@ -35,12 +35,13 @@ def test_plan_shows_bars_and_lens_and_a_click_selects_a_cell(server, page):
     charts.nth(4).wait_for()  # Vega mounts the charts a moment after the run ends
     assert charts.count() == 5
     bars, lens = charts.nth(0), charts.nth(2)
-    assert bars.locator("g.mark-rect path").count() == 10  # k = 10 bars
+    # Vega draws each dataset as the frontend inserts it: counts wait for the marks
+    expect(bars.locator("g.mark-rect path")).to_have_count(10, timeout=60_000)  # k = 10 bars
     cells = lens.locator("g.mark-rect path[aria-label*='; position: ']")
-    assert cells.count() == 31 * 13  # every (layer, position) of 5 + 8 tokens
+    expect(cells).to_have_count(31 * 13, timeout=60_000)  # every (layer, position), 5 + 8 tokens
     assert detail_heading(page) == (15, "·is", 4)  # no layer in the link: the middle one
     words = lens.locator("g.mark-text.role-mark text")
-    assert words.count() == 31 * 13  # the lens's guess written in every cell
+    expect(words).to_have_count(31 * 13, timeout=60_000)  # the lens's guess in every cell
     inks = set(words.evaluate_all("nodes => nodes.map(n => n.getAttribute('fill'))"))
     assert inks <= {"#000000", "#FFFFFF"} and len(inks) == 2  # black or white as each cell needs
     page.wait_for_timeout(1000)  # let Vega finish drawing

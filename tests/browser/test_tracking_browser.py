@@ -4,6 +4,8 @@ and the scratchpad's written values are drawn, with one planted error."""
 
 from urllib.parse import parse_qs, urlparse
 
+from playwright.sync_api import expect
+
 from lib import tracking
 from lib.serve import wait_idle
 from tests.browser.conftest import screenshot
@@ -27,8 +29,8 @@ def test_depth_first_then_a_typed_program_through_every_model(server, page):
     charts = page.locator(CHARTS)
     charts.nth(3).wait_for()  # Vega mounts the charts a moment after the run ends
     assert charts.count() == 4
-    lines = charts.first.locator("g.mark-line path").count()
-    assert lines == len(tracking.shipped_names()) + len(tracking.BASELINES)
+    lines = charts.first.locator("g.mark-line path")  # `expect` waits for Vega to draw them
+    expect(lines).to_have_count(len(tracking.shipped_names()) + len(tracking.BASELINES))
     screenshot(page, "tracking")
 
     box = page.get_by_role("textbox", name="Or write your own (empty: the generated one)")
