@@ -17,13 +17,14 @@ from __future__ import annotations
 import dataclasses
 import gc
 import hashlib
+import pickle
 import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -92,6 +93,15 @@ def digest_of(key: Hashable) -> str:
     return hashlib.sha256(f"{code_fingerprint()}|{key!r}".encode()).hexdigest()
 
 
+def call_digest(call: partial) -> str:
+    """A name for what a call returns, from its function and the content of its arguments
+    (pickled, then hashed): each run builds its page model anew, in new objects, and equal
+    arguments must find the result of the first run. Arguments that pickle differently only
+    miss; different arguments never share a name."""
+    what = (call.func.__module__, call.func.__qualname__, call.args, sorted(call.keywords.items()))
+    return hashlib.sha256(pickle.dumps(what, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
+
+
 class DiskTier:
     """Results on disk, within `budget_bytes`, least recently used out first; safe for several
     threads and processes (SQLite underneath). Writes happen in the background."""
@@ -133,11 +143,18 @@ class StoreUse:
 
 
 class ResultStore(Generic[Value]):
-    """A thread-safe least-recently-used store whose bound is bytes, not entries."""
+    """A thread-safe least-recently-used store whose bound is bytes, not entries. `report` hears
+    of each computation (by default a line on stderr, which replicas and load tests count)."""
 
-    def __init__(self, budget_bytes: int, disk: DiskTier | None = None) -> None:
+    def __init__(
+        self,
+        budget_bytes: int,
+        disk: DiskTier | None = None,
+        report: Callable[[Hashable, float], None] | None = log_computed,
+    ) -> None:
         self._budget = budget_bytes
         self.disk = disk
+        self._report = report
         self._items: OrderedDict[Hashable, tuple[Value, int]] = OrderedDict()
         self._used = 0
         self._evictions = 0
@@ -193,7 +210,8 @@ class ResultStore(Generic[Value]):
                     gc.collect()  # earlier views' cycles leave before this one's working memory
                     start = time.perf_counter()
                     found = make()
-                    log_computed(key, time.perf_counter() - start)
+                    if self._report is not None:
+                        self._report(key, time.perf_counter() - start)
                     self.save(key, found)
                 return found
         finally:

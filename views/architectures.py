@@ -1,5 +1,7 @@
 """Transformer, RNN and feedback transformer: who can read what, each rule verified on a toy."""
 
+from functools import partial
+
 import streamlit as st
 
 from lib import site
@@ -64,18 +66,19 @@ with generation:
     )
 
 key, where = st.columns([3, 2], vertical_alignment="center")
-key.altair_chart(charts.legend_chart(page.role_labels), width="stretch")
+key.vega_lite_chart(
+    spec=draw.specs(partial(charts.legend_chart, page.role_labels))[0], width="stretch"
+)
 where.markdown(page.selected)
 
 bounds = (page.tokens, page.layers + 1)
 for column, panel in zip(st.columns(3), page.panels, strict=True):
     with column:
         chart_key = f"diagram-{panel.name}-{cell.token}-{cell.layer}"
-        chart = charts.diagram_chart(panel.diagram)
         draw.chart(
-            chart,
+            partial(charts.diagram_chart, panel.diagram),
             panel.file_name,
-            charts.for_file(chart, "diagram"),
+            partial(charts.for_file, kind="diagram"),
             key=chart_key,
             on_select=state.copy_click(
                 chart_key, charts.SELECTION, ("token", "layer"), ("token", "layer"), bounds
@@ -96,11 +99,19 @@ st.markdown(page.sufficient)
 st.header(page.curves_heading)
 sizes, paths = st.columns(2)
 with sizes:
-    chart = charts.state_size_chart(page.sizes, cell.token, page.curve_labels, *page.size_title)
-    draw.chart(chart, page.files["state-size"], charts.for_file(chart, "curve"))
+    draw.chart(
+        partial(
+            charts.state_size_chart, page.sizes, cell.token, page.curve_labels, *page.size_title
+        ),
+        page.files["state-size"],
+        partial(charts.for_file, kind="curve"),
+    )
 with paths:
-    chart = charts.serial_path_chart(page.paths, page.curve_labels, *page.path_title)
-    draw.chart(chart, page.files["serial-path"], charts.for_file(chart, "curve"))
+    draw.chart(
+        partial(charts.serial_path_chart, page.paths, page.curve_labels, *page.path_title),
+        page.files["serial-path"],
+        partial(charts.for_file, kind="curve"),
+    )
 
 for path, label in page.links.items():
     st.page_link(site.page(path).file, label=label, icon=site.page(path).icon)

@@ -1,5 +1,7 @@
 """Cache on vs off: the same tokens, what the cache saves, and what it holds at each step."""
 
+from functools import partial
+
 import streamlit as st
 
 from lib.charts import cache as charts
@@ -67,12 +69,12 @@ st.caption(page.saves_caption)
 time_column, cells_column = st.columns(2)
 with time_column:
     draw.chart(
-        charts.step_times(saved.context, saved.ms_on, saved.ms_off),
+        partial(charts.step_times, saved.context, saved.ms_on, saved.ms_off),
         files["times"],
     )
 with cells_column:
     draw.chart(
-        charts.step_cells(page.on.cells, page.off.cells),
+        partial(charts.step_cells, page.on.cells, page.off.cells),
         files["cells"],
     )
 st.markdown(page.pays)
@@ -80,7 +82,7 @@ size_column, size_text = st.columns([3, 2])
 with size_column:
     size = page.size
     draw.chart(
-        charts.cache_size(size.tokens, size.measured, size.formula),
+        partial(charts.cache_size, size.tokens, size.measured, size.formula),
         files["size"],
     )
 size_text.markdown(page.size_text)
@@ -112,7 +114,7 @@ layers = page.shape.layers
 for name, grid in (("gridon", page.grid_on), ("gridoff", page.grid_off)):
     if grid is not None:
         draw.chart(
-            charts.cell_grid(grid.states, grid.labels, page.layer, grid.title),
+            partial(charts.cell_grid, grid.states, grid.labels, page.layer, grid.title),
             files[name],
             key=f"grid_{name}",
             on_select=state.copy_click(
@@ -143,8 +145,9 @@ with head_column:
         required=True,
     )
 rows_args = (page.reads, page.grid_on.labels, page.layer, page.kv_head)
-for column, part in zip(st.columns([2, 2, 1]), charts.cached_row_parts(*rows_args), strict=True):
-    column.altair_chart(part, width="stretch")
-draw.chart_downloads(charts.cached_rows(*rows_args), files["rows"])
+parts = draw.specs(partial(charts.cached_row_parts, *rows_args))
+for column, part in zip(st.columns([2, 2, 1]), parts, strict=True):
+    column.vega_lite_chart(spec=part, width="stretch")
+draw.chart_downloads(partial(charts.cached_rows, *rows_args), files["rows"])
 st.caption(page.reads_caption)
 draw.data_downloads(resolved, files["data"], page, page.table)

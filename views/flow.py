@@ -1,6 +1,8 @@
 """/flow: which earlier states feed a (token, layer) cell, what can move it, and what later
 tokens do when one token's cached K/V are edited. Everything shown comes from `flow_page`."""
 
+from functools import partial
+
 import streamlit as st
 
 from lib.charts import flow as charts
@@ -13,6 +15,7 @@ with resources.lab(cfg) as lab:
     page = flow_page(cfg, lab)
 cell, auto, files, highest = page.cell, page.auto_cell, page.files, page.highest
 CELL = ("token", "layer")
+for_file = partial(charts.for_file, n_tokens=page.n_tokens)  # a figure as a file: its width
 
 st.title(page.title)
 draw.notices(page.notices)
@@ -58,11 +61,10 @@ edges = page.edges
 st.subheader(edges.heading)
 chart_column, table_column = st.columns([5, 2])
 with chart_column:
-    grid = charts.grid_chart(page.tokens, page.n_layers, page.cone.structure, edges.edges)
     draw.chart(
-        grid,
+        partial(charts.grid_chart, page.tokens, page.n_layers, page.cone.structure, edges.edges),
         files["grid"],
-        charts.for_file(grid, page.n_tokens),
+        for_file,
         key="flow_grid",
         on_select=state.copy_click("flow_grid", charts.SELECTION, CELL, CELL, page.grid_size),
         selection_mode=charts.SELECTION,
@@ -86,11 +88,10 @@ if edges.table is not None:
 # 3. The cone, measured, and the staircase
 cone = page.cone
 st.subheader(cone.heading)
-cone_figure = charts.cone_chart(page.tokens, cone.gradient, cone.structure, cone.staircase)
 draw.chart(
-    cone_figure,
+    partial(charts.cone_chart, page.tokens, cone.gradient, cone.structure, cone.staircase),
     files["cone"],
-    charts.for_file(cone_figure, page.n_tokens),
+    for_file,
     key="flow_cone",
     on_select=state.copy_click("flow_cone", charts.SELECTION, CELL, CELL, page.grid_size),
     selection_mode=charts.SELECTION,
@@ -129,8 +130,7 @@ with controls[4]:
         disabled=page.other_disabled,
     )
 st.markdown(surgery.description)
-surgery_figure = charts.surgery_chart(page.tokens, surgery.result)
-draw.chart(surgery_figure, files["surgery"], charts.for_file(surgery_figure, page.n_tokens))
+draw.chart(partial(charts.surgery_chart, page.tokens, surgery.result), files["surgery"], for_file)
 for column, metric in zip(st.columns(len(surgery.metrics)), surgery.metrics, strict=True):
     column.metric(metric.label, metric.value, help=metric.help or None)
 st.caption(surgery.rounding_caption)

@@ -2,6 +2,8 @@
 when an emitted token first shows up inside the model, against matched tokens that were not
 emitted there."""
 
+from functools import partial
+
 import streamlit as st
 
 from lib.charts import plan as charts
@@ -63,7 +65,7 @@ with left:
     st.subheader(page.output_heading)
     output = page.output
     draw.chart(
-        charts.top_k_bars(output.labels, output.probs, output.came_next),
+        partial(charts.top_k_bars, output.labels, output.probs, output.came_next),
         name(("token", token), ("k", k), ("fig", "output")),
     )
     st.markdown(output.numbers)
@@ -71,7 +73,7 @@ with left:
 with right:
     st.subheader(page.headings["strip_heading"])
     draw.chart(
-        charts.entropy_strip(page.tokens, page.entropy, page.n_prompt, token),
+        partial(charts.entropy_strip, page.tokens, page.entropy, page.n_prompt, token),
         name(("token", token), ("fig", "entropy")),
         key=STRIP_KEY,
         on_select=state.copy_click(
@@ -85,8 +87,13 @@ st.header(page.headings["lens_section"])
 grid, detail = st.columns([5, 2])
 with grid:
     draw.chart(
-        charts.lens_heatmap(
-            page.tokens, page.lens_top1, page.lens_top1_prob, page.lens_entropy, (token, layer)
+        partial(
+            charts.lens_heatmap,
+            page.tokens,
+            page.lens_top1,
+            page.lens_top1_prob,
+            page.lens_entropy,
+            (token, layer),
         ),
         name(("token", token), ("layer", layer), ("fig", "lens")),
         key=LENS_KEY,
@@ -104,7 +111,7 @@ with detail:
     st.subheader(page.cell_heading)
     cell = page.cell
     draw.chart(
-        charts.top_k_bars(cell.labels, cell.probs, cell.came_next),
+        partial(charts.top_k_bars, cell.labels, cell.probs, cell.came_next),
         name(("token", token), ("layer", layer), ("k", k), ("fig", "cell")),
     )
     st.markdown(cell.numbers)
@@ -115,7 +122,7 @@ st.markdown(page.sides["open"])
 st.markdown(page.seen_text)
 if page.sightings:
     draw.chart(
-        charts.first_seen_chart(page.sightings, page.tokens, k),
+        partial(charts.first_seen_chart, page.sightings, page.tokens, k),
         name(("k", k), ("fig", "firstseen")),
     )
     st.caption(page.seen_caption)

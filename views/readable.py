@@ -1,6 +1,8 @@
 """/readable: what a later token can read of an earlier one — the widths, how much of the MLP's
 wide activation linear probes recover from K and V, and patching K/V between two prompts."""
 
+from functools import partial
+
 import streamlit as st
 
 from lib.charts import readable as charts
@@ -40,13 +42,17 @@ bound(
 )
 
 st.header(page.headings["widths_section"])
-draw.chart(charts.widths_chart(page.widths, layer), name(("layer", layer), ("fig", "widths")))
+draw.chart(
+    partial(charts.widths_chart, page.widths, layer), name(("layer", layer), ("fig", "widths"))
+)
 st.caption(page.widths_caption)
 
 st.header(page.headings["probe_section"])
 st.markdown(page.probe_summary)
 draw.chart(
-    charts.r2_chart(page.readable_r2, page.ceiling_r2, page.floor_r2, page.prompt_scores, layer),
+    partial(
+        charts.r2_chart, page.readable_r2, page.ceiling_r2, page.floor_r2, page.prompt_scores, layer
+    ),
     name(("layer", layer), ("fig", "r2")),
     key=R2_KEY,
     on_select=state.copy_click(
@@ -98,13 +104,13 @@ if patch is not None:
         with column:
             st.subheader(bars.heading)
             draw.chart(
-                charts.next_token_bars(bars.labels, bars.probs, bars.kinds),
+                partial(charts.next_token_bars, bars.labels, bars.probs, bars.kinds),
                 name(*span, ("fig", fig)),
             )
     st.caption(page.bars_caption)
     st.markdown(patch.restored_text)
     st.subheader(page.headings["curve_heading"])
-    draw.chart(charts.restoration_chart(patch.curve), name(("fig", "restored")))
+    draw.chart(partial(charts.restoration_chart, patch.curve), name(("fig", "restored")))
     st.caption(patch.curve_caption)
     st.markdown(patch.curve_text)
     st.markdown(page.patch_means)

@@ -2,6 +2,8 @@
 transformers, a feedback transformer and a transformer that writes its state into the text, then
 the reader's program through all of them."""
 
+from functools import partial
+
 import streamlit as st
 
 from lib.charts import tracking as charts
@@ -31,7 +33,7 @@ for paragraph in page.opening:
 
 st.header(page.headings["depth"])
 draw.chart(
-    charts.depth_chart(page.by_depth, CHANCE),
+    partial(charts.depth_chart, page.by_depth, CHANCE),
     "tracking-accuracy-by-depth",
 )
 st.caption(page.depth_caption)
@@ -67,13 +69,13 @@ bound(
 st.code(page.listing, language=None, wrap_lines=True)
 st.markdown(page.score_text)
 draw.chart(
-    charts.predictions_chart(page.grid),
+    partial(charts.predictions_chart, page.grid),
     f"{name}-predictions",
 )
 st.caption(page.grid_caption)
 st.markdown(page.written_text)
 draw.chart(
-    charts.written_chart(page.written),
+    partial(charts.written_chart, page.written),
     f"{name}-written",
 )
 st.caption(page.written_caption)
@@ -86,7 +88,7 @@ st.dataframe(
 
 st.header(page.headings["reads"])
 draw.chart(
-    charts.reads_chart(page.reads, page.program.tokens),
+    partial(charts.reads_chart, page.reads, page.program.tokens),
     f"{name}-reads",
 )
 st.caption(page.reads_caption)

@@ -6,16 +6,22 @@ the page model itself (`lib.export`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 import altair as alt
 import pandas as pd
 import streamlit as st
+from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
 
 from lib import export
 from lib.config import to_query
+from lib.store import call_digest
+from lib.ui import resources
 from lib.ui.state import Resolved
 
 
@@ -44,14 +50,53 @@ FIGURE_FORMATS = (
     ("SVG", export.chart_svg, "image/svg+xml"),
 )
 
+# A figure is a chart function of lib.charts with its arguments, `partial(charts.x, ...)`: it is
+# called only when no session has drawn that chart from equal arguments before.
+Figure = partial
 
-def chart_downloads(chart: alt.TopLevelMixin, name: str) -> None:
-    """A small "Export figure" menu under a chart: files rendered on the server when clicked."""
+
+@dataclasses.dataclass(frozen=True)
+class Drawn:
+    """One chart as Streamlit sends it: the Vega-Lite spec as JSON, and its datasets in Arrow
+    (named by the hash of their bytes), the form `st.altair_chart` makes on every call."""
+
+    spec: str
+    datasets: Mapping[str, bytes]
+
+    def fresh(self) -> dict[str, Any]:
+        """The spec as a new dict: Streamlit edits the spec it is given."""
+        return {**json.loads(self.spec), "datasets": dict(self.datasets)}
+
+
+def _drawn(chart: alt.TopLevelMixin) -> Drawn:
+    spec = _convert_altair_to_vega_lite_spec(chart)  # what st.altair_chart does with a chart
+    datasets = spec.pop("datasets")
+    return Drawn(json.dumps(spec), datasets)
+
+
+def specs(figure: Figure) -> list[dict[str, Any]]:
+    """The Vega-Lite specs of a figure's charts (one, or a tuple of parts).
+
+    Altair builds and validates a chart in more server time than anything else in a view whose
+    results are stored, and every session that opens one link draws the same charts: they are
+    built once, kept by the content of their arguments, and sent as they were built."""
+
+    def build() -> tuple[Drawn, ...]:
+        made = figure()
+        return tuple(_drawn(part) for part in (made if isinstance(made, tuple) else (made,)))
+
+    drawn = resources.figures().compute(("figure", call_digest(figure)), build)
+    return [part.fresh() for part in drawn]
+
+
+def chart_downloads(make: Callable[[], alt.TopLevelMixin], name: str) -> None:
+    """A small "Export figure" menu under a chart: files rendered on the server when clicked,
+    from the chart `make` builds then."""
     with st.popover("Export figure", icon=":material/download:"):
         for label, render, mime in FIGURE_FORMATS:
             st.download_button(
                 label,
-                data=lambda render=render: render(chart),
+                data=lambda render=render: render(make()),
                 file_name=f"{name}.{label.lower()}",
                 mime=mime,
                 key=f"{name}-{label.lower()}",
@@ -62,16 +107,17 @@ def chart_downloads(chart: alt.TopLevelMixin, name: str) -> None:
 
 
 def chart(
-    figure: alt.TopLevelMixin,
+    figure: Figure,
     name: str,
-    file_figure: alt.TopLevelMixin | None = None,
+    for_file: Callable[[alt.TopLevelMixin], alt.TopLevelMixin] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """A chart and its export menu (of `file_figure` when a file needs another size); `kwargs`
-    go to `st.altair_chart` (key, selection, width)."""
+    """A chart and its export menu (of `for_file(chart)` when a file needs another size);
+    `kwargs` go to `st.vega_lite_chart` (key, selection, width)."""
     kwargs.setdefault("width", "stretch")
-    event = st.altair_chart(figure, **kwargs)
-    chart_downloads(figure if file_figure is None else file_figure, name)
+    (spec,) = specs(figure)
+    event = st.vega_lite_chart(spec=spec, **kwargs)
+    chart_downloads(figure if for_file is None else lambda: for_file(figure()), name)
     return event
 
 

@@ -3,7 +3,8 @@
 Models are loaded once per server (`st.cache_resource`) and shared by every session; calls into
 them are serialised by the model's lock. Every other result — generations, traces, lenses,
 cones, checks of the toy models — lives in one store with a byte budget (`KV_LENS_MAX_CACHE_MB`),
-reached through a `Lab` that tells the reader what is being computed and why they wait.
+reached through a `Lab` that tells the reader what is being computed and why they wait. The
+charts drawn from them live in a second, smaller store within the same budget.
 """
 
 from __future__ import annotations
@@ -27,11 +28,28 @@ from lib.toy import VerificationResult
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}  # where an error may show server paths
 
 
+FIGURE_SHARE = 8  # drawn figures keep 1/8 of KV_LENS_MAX_CACHE_MB; computed results the rest
+
+
+def figure_budget() -> int:
+    return (SETTINGS.max_cache_mb << 20) // FIGURE_SHARE
+
+
 @st.cache_resource(show_spinner=False)
 def store() -> ResultStore:
     """The one store of computed results, shared by every session of this server, and, behind
     it, the results folder shared by every server process that uses it."""
-    return ResultStore(SETTINGS.max_cache_mb << 20, results_on_disk())
+    return ResultStore((SETTINGS.max_cache_mb << 20) - figure_budget(), results_on_disk())
+
+
+@st.cache_resource(show_spinner=False)
+def figures() -> ResultStore:
+    """Drawn charts as Vega-Lite specs with their data in Arrow, shared by every session.
+
+    Building a chart through Altair, with its schema validation, costs more server time than
+    anything else in a view whose results are stored: a link opened by a crowd builds each of
+    its charts once. Only in memory: a spec is quick to rebuild, and is not a result."""
+    return ResultStore(figure_budget(), report=None)
 
 
 def results_on_disk() -> DiskTier | None:

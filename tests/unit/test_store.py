@@ -6,11 +6,12 @@ import pickle
 import threading
 import time
 import weakref
+from functools import partial
 
 import numpy as np
 import torch
 
-from lib.store import DiskTier, ResultStore, digest_of, nbytes_of
+from lib.store import DiskTier, ResultStore, call_digest, digest_of, nbytes_of
 
 
 def test_results_are_weighed_by_their_arrays():
@@ -110,3 +111,22 @@ def test_a_computation_starts_after_earlier_cycles_are_collected():
         assert store.compute("key", lambda: gone() is None)
     finally:
         gc.enable()
+
+
+def test_a_call_is_named_by_the_content_of_its_arguments():
+    """Each run builds its page model in new objects: equal content, same name; any difference
+    in the function, the arguments or a keyword, another name."""
+    labels = ("a", "b")
+    name = call_digest(partial(np.round, np.arange(3.0), labels, decimals=1))
+    assert call_digest(partial(np.round, np.arange(3.0), ("a", "b"), decimals=1)) == name
+    assert call_digest(partial(np.round, np.arange(3.0) + 1e-9, labels, decimals=1)) != name
+    assert call_digest(partial(np.round, np.arange(3.0), ("a", "c"), decimals=1)) != name
+    assert call_digest(partial(np.round, np.arange(3.0), labels, decimals=2)) != name
+    assert call_digest(partial(np.floor, np.arange(3.0), labels, decimals=1)) != name
+
+
+def test_a_store_can_keep_its_computations_quiet():
+    heard = []
+    ResultStore(1 << 20, report=lambda key, seconds: heard.append(key)).compute("k", lambda: 1)
+    ResultStore(1 << 20, report=None).compute("q", lambda: 2)
+    assert heard == ["k"]
