@@ -30,9 +30,12 @@ calls are serialised anyway, and on a small host shared with the sessions' rende
 intra-op thread mostly waits (on the 2 busy cores here /cache's two 8-token runs of the real
 model took ~80 s with two threads, ~9 s with one). `--torch-threads 0` keeps torch's default.
 
-An agent session costs the server what a browser's WebSocket session does: opening a /cache
-view whose results were already stored took ~1.0–1.1 CPU-s of the server either way (measured
-once against a WebSocket client speaking Streamlit's protocol), so the figures hold for browsers.
+An agent session costs the server a little more than a browser's WebSocket session: when
+opening a stored /cache view took ~1.0–1.1 CPU-s, it cost that either way (measured once against
+a WebSocket client speaking Streamlit's protocol). Since charts are kept built, a view costs
+~0.1 CPU-s, and the agent API's JSON snapshot of each finished page, which a browser does not
+cause, was 16% of the server's GIL samples in one py-spy profile: the figures are a little
+pessimistic for browsers.
 
 Not part of `make bench`: run it on its own (`--model tiny-random` for a quick run). The exit
 status is 1 when there was an error. Traffic stays on 127.0.0.1.
