@@ -35,15 +35,17 @@ run: setup
 		--server.port $(PORT) --server.address $(ADDRESS) \
 		$(if $(WORKSHOP),--client.toolbarMode minimal)
 
-# The container tests (the `container` marker, left out of a plain `pytest`) come last.
+# The container test comes last: Docker (installed and started when missing; needs root) and
+# the base image, then the image built from this tree, run, and one page opened in Chromium.
+# No Docker is a failure, not a skip.
 test: setup browser
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	bash ci/container-setup.sh
+	$(PY) -m pytest -m container tests/container/test_image.py
 
-# Docker (installed and started when missing; needs root) and the base image, then the image
-# built from this tree, run and opened in Chromium, and two replicas behind the proxy.
-# No Docker is a failure, not a skip.
+# The image, and two replicas behind the proxy sharing computed links.
 test-container: setup browser
 	bash ci/container-setup.sh
 	$(PY) -m pytest -m container tests/container

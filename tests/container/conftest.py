@@ -1,11 +1,11 @@
 """Container tests: the image and the replicas, built and run by Docker, opened in Chromium.
 
-They carry the `container` marker, which a plain `pytest` leaves out (pyproject.toml);
-`make test-container` (not part of `make test`: see the README) sets up a Docker engine and the
-base image with `bash ci/container-setup.sh`, then runs them with `pytest -m container`. Once
-selected, they never skip: without a Docker daemon they fail and say so.
-`KV_LENS_CONTAINER_BUILD=0` reuses the images already built instead of running deploy/build.sh
-first.
+They carry the `container` marker, which a plain `pytest` leaves out (pyproject.toml). Both
+`make test` (the image) and `make test-container` (the image and the replicas) set up a Docker
+engine and the base image with `bash ci/container-setup.sh`, then run them with
+`pytest -m container`. Once selected, they never skip: without a Docker daemon they fail and say
+so. Each image is built once per test session, when a test first needs it;
+`KV_LENS_CONTAINER_BUILD=0` reuses the images already built instead of running deploy/build.sh.
 """
 
 from __future__ import annotations
@@ -29,13 +29,23 @@ def engine() -> None:
         )
 
 
-@pytest.fixture(scope="session")
-def images(engine) -> None:
-    """The app and proxy images, built once per test session from this working tree."""
+def built(what: str, image: str) -> str:
     if os.environ.get("KV_LENS_CONTAINER_BUILD", "1") != "0":
-        docker.build_images()
-    for image in (docker.IMAGE, docker.PROXY_IMAGE):
-        docker.docker("image", "inspect", image)
+        docker.build_images(what)
+    docker.docker("image", "inspect", image)
+    return image
+
+
+@pytest.fixture(scope="session")
+def app_image(engine) -> str:
+    """The app image, built from this working tree."""
+    return built("app", docker.IMAGE)
+
+
+@pytest.fixture(scope="session")
+def proxy_image(engine) -> str:
+    """The sticky proxy's image (deploy/proxy/)."""
+    return built("proxy", docker.PROXY_IMAGE)
 
 
 @pytest.fixture(scope="session")

@@ -63,13 +63,13 @@ def compose(project: str, env: dict[str, str], *args: str, timeout: float = 300)
     return done.stdout
 
 
-def build_images() -> None:
-    """Both images through deploy/build.sh, the documented way; its output goes to a log."""
+def build_images(what: str) -> None:
+    """`app`, `proxy` or `all` through deploy/build.sh, the documented way, into a log."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "build.log"
+    log = ARTIFACTS / f"build-{what}.log"
     with log.open("w") as out:
         done = subprocess.run(
-            ["bash", str(ROOT / "deploy" / "build.sh")],
+            ["bash", str(ROOT / "deploy" / "build.sh"), what],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -14,9 +14,9 @@ LINK = "/cache?new=2"
 CACHE = "/var/cache/kv-lens"  # KV_LENS_CACHE in the image
 
 
-def test_image_serves_a_page_with_the_model_it_carries(images, browser):
+def test_image_serves_a_page_with_the_model_it_carries(app_image, browser):
     name = f"kv-lens-test-{uuid.uuid4().hex[:8]}"
-    docker.docker("run", "--detach", "--name", name, "--publish", "127.0.0.1::8501", docker.IMAGE)
+    docker.docker("run", "--detach", "--name", name, "--publish", "127.0.0.1::8501", app_image)
     context = None
     try:
         base = docker.published(name)

@@ -47,7 +47,9 @@ def open_session(browser, url: str) -> dict:
     }
 
 
-def test_two_sessions_of_one_link_land_on_two_replicas_that_share_results(images, browser):
+def test_two_sessions_of_one_link_land_on_two_replicas_that_share_results(
+    app_image, proxy_image, browser
+):
     project = f"kvlenstest{uuid.uuid4().hex[:8]}"
     port = free_port()
     env = {"KV_LENS_PORT": str(port), "KV_LENS_BIND": "127.0.0.1", "KV_LENS_REPLICAS": "2"}
