@@ -1,7 +1,8 @@
-"""Drawing that every page shares: notices, the share box, and the export menus.
+"""Drawing that every page shares: notices, the share box, charts and their export menus.
 
 Nothing here computes: the share link is the run's validated configuration, the exported data is
-the page model itself (`lib.export`).
+the page model itself (`lib.export`), and a chart is built once from the page model's numbers,
+then kept for every session that draws it again.
 """
 
 from __future__ import annotations
