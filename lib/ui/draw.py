@@ -78,9 +78,10 @@ def _drawn(chart: alt.TopLevelMixin) -> Drawn:
 def specs(figure: Figure) -> list[dict[str, Any]]:
     """The Vega-Lite specs of a figure's charts (one, or a tuple of parts).
 
-    Altair builds and validates a chart in more server time than anything else in a view whose
-    results are stored, and every session that opens one link draws the same charts: they are
-    built once, kept by the content of their arguments, and sent as they were built."""
+    Building and validating charts through Altair was most of the script's time in a profile
+    of a /cache view whose results were stored, and every session that opens one link draws
+    the same charts: they are built once, kept by the content of their arguments, and sent as
+    they were built."""
 
     def build() -> tuple[Drawn, ...]:
         made = figure()

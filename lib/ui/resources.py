@@ -46,9 +46,9 @@ def store() -> ResultStore:
 def figures() -> ResultStore:
     """Drawn charts as Vega-Lite specs with their data in Arrow, shared by every session.
 
-    Building a chart through Altair, with its schema validation, costs more server time than
-    anything else in a view whose results are stored: a link opened by a crowd builds each of
-    its charts once. Only in memory: a spec is quick to rebuild, and is not a result."""
+    Building charts through Altair, with its schema validation, was most of the script's time
+    in a profiled /cache view whose results were stored: a link opened by a crowd builds each
+    of its charts once. Only in memory: a spec is quick to rebuild, and is not a result."""
     return ResultStore(figure_budget(), report=None)
 
 

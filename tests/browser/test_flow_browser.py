@@ -30,9 +30,9 @@ def grid_cell(page, token: int, layer: int):
 def edges(page):
     """The rules drawn into the selected cell, in the grid (the page's first chart).
 
-    Count them with `expect`, which waits: Streamlit's frontend embeds the spec first and
-    inserts or replaces the datasets after, each change a new Vega run, so the cells can be on
-    the page before the edges (CI of 5f8edc8 read 0 of 6 as soon as the first cell appeared)."""
+    Count them with `expect`, which waits: CI of 5f8edc8 read 0 of 6 as soon as the grid's
+    first cell appeared, where every other run drew 6. Where in the frontend the edges lagged
+    was not found; a grid that never draws them still fails after a minute."""
     grid = page.locator("[data-testid='stVegaLiteChart']").first
     return grid.locator("g.mark-rule path, g.mark-rule line")
 
