@@ -12,8 +12,7 @@ from lib.ui.state import bound
 
 cfg = state.view()
 resolved = state.current()
-with resources.lab(cfg, cfg.dtype) as lab:
-    page = cache_page(cfg, lab)
+page = resources.page_model(cache_page, cfg, cfg.dtype)
 files = page.files
 
 st.title(page.title)

@@ -11,8 +11,7 @@ from lib.ui import draw, resources, state
 from lib.ui.state import bound
 
 cfg = state.view()
-with resources.lab(cfg) as lab:
-    page = flow_page(cfg, lab)
+page = resources.page_model(flow_page, cfg)
 cell, auto, files, highest = page.cell, page.auto_cell, page.files, page.highest
 CELL = ("token", "layer")
 for_file = partial(charts.for_file, n_tokens=page.n_tokens)  # a figure as a file: its width

@@ -18,8 +18,7 @@ STRIP_KEY = "plan_entropy"
 
 cfg = state.view()
 resolved = state.current()
-with resources.lab(cfg) as lab:
-    page = plan_page(cfg, lab)
+page = resources.page_model(plan_page, cfg)
 token, layer, k = page.token, page.layer, page.k
 n_tokens, n_rows = len(page.tokens), page.n_rows
 

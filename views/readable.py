@@ -16,8 +16,7 @@ R2_KEY = "readable_r2"
 
 cfg = state.view()
 resolved = state.current()
-with resources.lab(cfg) as lab:
-    page = readable_page(cfg, lab)
+page = resources.page_model(readable_page, cfg)
 layer, top = page.layer, page.shape.layers - 1
 
 

@@ -4,14 +4,17 @@ Models are loaded once per server (`st.cache_resource`) and shared by every sess
 them are serialised by the model's lock. Every other result — generations, traces, lenses,
 cones, checks of the toy models — lives in one store with a byte budget (`KV_LENS_MAX_CACHE_MB`),
 reached through a `Lab` that tells the reader what is being computed and why they wait. The
-charts drawn from them live in a second, smaller store within the same budget.
+page models built from them, and the charts drawn from those, live in two smaller stores within
+the same budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import streamlit as st
@@ -28,18 +31,19 @@ from lib.toy import VerificationResult
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}  # where an error may show server paths
 
 
-FIGURE_SHARE = 8  # drawn figures keep 1/8 of KV_LENS_MAX_CACHE_MB; computed results the rest
+VIEW_SHARE = 16  # page models and drawn figures keep 1/16 of KV_LENS_MAX_CACHE_MB each
+Page = TypeVar("Page")
 
 
-def figure_budget() -> int:
-    return (SETTINGS.max_cache_mb << 20) // FIGURE_SHARE
+def view_budget() -> int:
+    return (SETTINGS.max_cache_mb << 20) // VIEW_SHARE
 
 
 @st.cache_resource(show_spinner=False)
 def store() -> ResultStore:
     """The one store of computed results, shared by every session of this server, and, behind
     it, the results folder shared by every server process that uses it."""
-    return ResultStore((SETTINGS.max_cache_mb << 20) - figure_budget(), results_on_disk())
+    return ResultStore((SETTINGS.max_cache_mb << 20) - 2 * view_budget(), results_on_disk())
 
 
 @st.cache_resource(show_spinner=False)
@@ -49,7 +53,17 @@ def figures() -> ResultStore:
     Building charts through Altair, with its schema validation, was most of the script's time
     in a profiled /cache view whose results were stored: a link opened by a crowd builds each
     of its charts once. Only in memory: a spec is quick to rebuild, and is not a result."""
-    return ResultStore(figure_budget(), report=None)
+    return ResultStore(view_budget(), report=None)
+
+
+@st.cache_resource(show_spinner=False)
+def page_models() -> ResultStore:
+    """Page models per view configuration, shared by every session.
+
+    With its results stored, building a view's page model (texts, tables, grids) was the
+    largest part of the script's time left in a profiled /cache view, and a crowd on one link
+    asks for the same one. Only in memory: it is quick to rebuild from the stored results."""
+    return ResultStore(view_budget(), report=None)
 
 
 def results_on_disk() -> DiskTier | None:
@@ -115,6 +129,22 @@ def lab(cfg: ViewConfig, dtype: str | None = None) -> Iterator[Lab]:
         yield Lab(cfg.model, dtype, store(), load=_model, progress=progress)
     finally:
         slot.empty()
+
+
+def page_model(
+    build: Callable[[ViewConfig, Lab], Page], cfg: ViewConfig, dtype: str | None = None
+) -> Page:
+    """`build(cfg, lab)`, once per configuration (model, weights and every URL setting): the
+    sessions that open one view at once wait for the first one's page model and share it."""
+    dtype = dtype or SETTINGS.weights
+    key = (build.__module__, build.__qualname__, dtype, cfg)
+    kept = page_models().get(key)
+    if kept is not None:
+        return kept
+    with lab(cfg, dtype) as opened:
+        if page_models().computing(key):
+            opened.progress(None, "Another reader is opening the same view. Sharing it…")
+        return page_models().compute(key, partial(build, cfg, opened))
 
 
 def verification(arch_name: str, tokens: int, layers: int) -> VerificationResult:

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from transformers import LlamaForCausalLM
 
 from lib import cache_compare, export
+from lib.pages import cache as pages_cache
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -93,6 +94,19 @@ def test_verdict_and_step_through_without_rerunning_the_model(cache_page, forwar
     )
     assert "Query heads 3, 4, 5 share this KV head" in texts(at)
     assert forwards[0] == 1 + 2 * 6  # no selection called the model
+
+
+def test_sessions_on_one_view_share_its_page_model(cache_page, counting):
+    """A crowd on one link builds the view's page model once; another selection builds its own
+    from the stored results, without the model."""
+    counts = counting(built=(pages_cache, "cache_page"))
+    first = cache_page(model="tiny-random", new="4")
+    modules = counts["modules"]
+    second = cache_page(model="tiny-random", new="4")
+    assert counts["built"] == 1 and texts(second) == texts(first)
+    other = cache_page(model="tiny-random", new="4", kvhead="1")
+    assert counts["built"] == 2 and counts["modules"] == modules
+    assert "KV head 1" in texts(other) and "KV head 1" not in texts(first)
 
 
 def test_seeded_sampling_and_bfloat16_keep_a_verdict(cache_page, forwards):
