@@ -1,11 +1,13 @@
 """`make loadtest`: the server under N concurrent sessions, each driven without a browser.
 
-Every session is an HTTP client of Streamlit's agent API (`bench/loadtest_agent.py`): it opens a
-page URL with its query parameters and waits until the script run has finished (a finished
-view), then changes one selection of the view (`--rounds 2`, the default) and waits again. The
-server computes and renders exactly as for a browser; no browser shares its cores. One real
-Chromium session then opens the measured views, as a check that they render (no exception box,
-their charts drawn).
+Every session speaks Streamlit's WebSocket protocol as a browser tab does
+(`bench/loadtest_socket.py`): it opens a page URL with its query parameters and waits until the
+script run has finished (a finished view), then changes one selection of the view
+(`--rounds 2`, the default) and waits again. The server computes and renders exactly as for a
+browser; no browser shares its cores. One real Chromium session then opens the measured views,
+as a check that they render (no exception box, their charts drawn). `--driver agent` drives the
+sessions through Streamlit's agent HTTP API instead (`bench/loadtest_agent.py`), which costs the
+server more per view (below).
 
 The server starts fresh, with an empty results folder (a temporary `KV_LENS_RESULTS_DIR`), so
 nothing was computed before; a first visit loads the model (the cold start). Then:
@@ -30,12 +32,11 @@ calls are serialised anyway, and on a small host shared with the sessions' rende
 intra-op thread mostly waits (on the 2 busy cores here /cache's two 8-token runs of the real
 model took ~80 s with two threads, ~9 s with one). `--torch-threads 0` keeps torch's default.
 
-An agent session costs the server a little more than a browser's WebSocket session: when
-opening a stored /cache view took ~1.0–1.1 CPU-s, it cost that either way (measured once against
-a WebSocket client speaking Streamlit's protocol). Since charts are kept built, a view costs
-~0.1 CPU-s, and the agent API's JSON snapshot of each finished page, which a browser does not
-cause, was 16% of the server's GIL samples in one py-spy profile: the figures are a little
-pessimistic for browsers.
+Why tabs and not the agent API by default: for a session the agent API created, Streamlit
+describes every element it sends and answers each finished run with a JSON snapshot of the page;
+for a browser's session it does neither. When a stored /cache view cost ~1 CPU-s that was noise;
+once it cost ~0.1 CPU-s, 32 agent sessions opening a stored view cost the server 3.1–3.5 CPU-s
+against 2.2 CPU-s for 32 tabs (same server, same view, 2026-11-30).
 
 Not part of `make bench`: run it on its own (`--model tiny-random` for a quick run). The exit
 status is 1 when there was an error. Traffic stays on 127.0.0.1.
@@ -64,6 +65,7 @@ import psutil
 
 from bench.common import report
 from bench.loadtest_agent import AgentSession, count_types, problems, selection_move
+from bench.loadtest_socket import SocketSession
 from lib import site
 from lib.serve import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_idle
 
@@ -71,6 +73,8 @@ DEFAULT_MODEL = "smollm2-135m"  # lib.models.DEFAULT_MODEL (not imported: it imp
 DEFAULT_SESSIONS = (8, 32)
 MODEL_WORKERS = 1  # every model call holds the model's one lock (lib.models.LoadedModel)
 COMPUTED = "kv-lens: computed "  # the line lib.store logs for every result it computes
+# How a session speaks to the server: as a browser tab does (default), or through the agent API.
+DRIVERS = {"socket": SocketSession, "agent": AgentSession}
 AGENT_OPTIONS = {
     "server.enableAgentApi": "true",
     "server.agentWaitTimeout": "600",  # answer when the view is finished, not `wait_timed_out`
@@ -260,39 +264,47 @@ class Visit:
     charts: int = 0  # charts in the finished view, for the browser check
 
 
-def visit(base: str, view: View, rounds: int, start: Callable[[], None] = lambda: None) -> Visit:
+def visit(
+    base: str,
+    view: View,
+    rounds: int,
+    start: Callable[[], None] = lambda: None,
+    driver: str = "socket",
+) -> Visit:
     """Open `view` in a new session, then change a selection `rounds - 1` times; each timed
     from the request to the finished view. Failures are recorded, not raised."""
     record = Visit(view)
-    session = AgentSession(base)
     expect = {name: view.params[name] for name in ("prompt", "new") if name in view.params}
     start()
     try:
-        began = time.perf_counter()
-        snapshot = session.open(view.page, view.params)
-        record.opened = time.perf_counter() - began
-        record.problems += problems(snapshot, view.page, expect)
-        record.charts = count_types(snapshot, CHART_TYPES)
-        for _ in range(rounds - 1):
-            move = selection_move(snapshot, SELECTIONS.get(view.page, ()))
-            if move is None:
-                break
+        with contextlib.closing(DRIVERS[driver](base)) as session:
             began = time.perf_counter()
-            snapshot = session.set(*move)
-            record.moves.append(time.perf_counter() - began)
+            snapshot = session.open(view.page, view.params)
+            record.opened = time.perf_counter() - began
             record.problems += problems(snapshot, view.page, expect)
-            if snapshot.get("query_params", {}).get(move[0]) != [move[1]]:
-                record.problems.append(f"{move[0]} is not {move[1]!r} after the selection")
+            record.charts = count_types(snapshot, CHART_TYPES)
+            for _ in range(rounds - 1):
+                move = selection_move(snapshot, SELECTIONS.get(view.page, ()))
+                if move is None:
+                    break
+                began = time.perf_counter()
+                snapshot = session.set(*move)
+                record.moves.append(time.perf_counter() - began)
+                record.problems += problems(snapshot, view.page, expect)
+                if snapshot.get("query_params", {}).get(move[0]) != [move[1]]:
+                    record.problems.append(f"{move[0]} is not {move[1]!r} after the selection")
     except Exception as error:  # a refusal, a time-out or a dropped connection: an error
         record.problems.append(f"{type(error).__name__}: {error}")
     return record
 
 
-def concurrently(base: str, views: Sequence[View], rounds: int) -> list[Visit]:
+def concurrently(
+    base: str, views: Sequence[View], rounds: int, driver: str = "socket"
+) -> list[Visit]:
     """All views at once: every session waits at one barrier, then sends its first request."""
     barrier = threading.Barrier(len(views))
     with ThreadPoolExecutor(max_workers=len(views)) as pool:
-        futures = [pool.submit(visit, base, view, rounds, barrier.wait) for view in views]
+        futures = [pool.submit(visit, base, view, rounds, barrier.wait, driver) for view in views]
         return [future.result() for future in futures]
 
 
@@ -444,7 +456,7 @@ def browser_check(base: str, visits: Sequence[Visit]) -> list[str]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="The server under concurrent sessions driven through the agent API."
+        description="The server under concurrent sessions, each driven without a browser."
     )
     parser.add_argument(
         "--sessions",
@@ -474,6 +486,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=1,
         help="torch's threads in the server (OMP_NUM_THREADS; 0: torch's default, one per core)",
     )
+    parser.add_argument(
+        "--driver",
+        default="socket",
+        choices=list(DRIVERS),
+        help="sessions speak Streamlit's WebSocket protocol as a browser tab does (socket, the "
+        "default), or drive the app through its agent HTTP API (agent)",
+    )
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium check")
     args = parser.parse_args(argv)
     if min(args.sessions) < 1 or max(args.sessions) > 999 or args.rounds < 1:
@@ -489,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # A `kill` ends the run through the `finally` clauses, which stop the server.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    page, new, model, rounds = args.page, args.new, args.model, args.rounds
+    page, new, model, rounds, driver = args.page, args.new, args.model, args.rounds, args.driver
     load_before = os.getloadavg()[0]
     largest = max(args.sessions)
     phases: list[Phase] = []
@@ -498,26 +517,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = {"KV_LENS_RESULTS_DIR": str(results)} | threads_env(args.torch_threads)
         server = Server(env, Path(work) / "server.log")
         with server.running() as base:
-            print(f"view: /{page}?new={new}, model {model}, {rounds} finished views per session")
+            print(
+                f"view: /{page}?new={new}, model {model}, {rounds} finished views per session, "
+                f"sessions driven by {driver}"
+            )
             print(f"server: {' '.join(f'{k}={v}' for k, v in env.items() if 'THREADS' in k)}")
             cold = measure(
-                server, "cold", lambda: [visit(base, View("", WARM_UP) | model_param(model), 1)]
+                server,
+                "cold",
+                lambda: [visit(base, View("", WARM_UP) | model_param(model), 1, driver=driver)],
             )
             serial_views = distinct_views(SERIAL, largest, page, new, model)
             serial = measure(
-                server, "serial", lambda: [visit(base, view, rounds) for view in serial_views]
+                server,
+                "serial",
+                lambda: [visit(base, view, rounds, driver=driver) for view in serial_views],
             )
             single = measure(
                 server,
                 "single",
-                lambda: [visit(base, shared_view(SHARED_SERIAL, page, new, model), rounds)],
+                lambda: [
+                    visit(base, shared_view(SHARED_SERIAL, page, new, model), rounds, driver=driver)
+                ],
             )
             phases += [cold, serial, single]
             for number, count in enumerate(args.sessions):
                 views = distinct_views(2 + 2 * number, count, page, new, model)
                 phases.append(
                     measure(
-                        server, f"{count}_distinct", lambda v=views: concurrently(base, v, rounds)
+                        server,
+                        f"{count}_distinct",
+                        lambda v=views: concurrently(base, v, rounds, driver),
                     )
                 )
                 link = shared_view(3 + 2 * number, page, new, model)
@@ -525,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     measure(
                         server,
                         f"{count}_shared",
-                        lambda c=count, v=link: concurrently(base, [v] * c, rounds),
+                        lambda c=count, v=link: concurrently(base, [v] * c, rounds, driver),
                     )
                 )
             checked = [phases[-2].visits[0], phases[-1].visits[0]]

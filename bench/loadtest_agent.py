@@ -71,6 +71,9 @@ class AgentSession:
         self.snapshot = document
         return document
 
+    def close(self) -> None:
+        """Nothing to close: the server drops a done session after `server.agentSessionTTL`."""
+
     def open(self, page: str, params: Mapping[str, str]) -> dict[str, Any]:
         """Open `/page?params` as a new session would, in one creating call."""
         if self.session_id is not None:

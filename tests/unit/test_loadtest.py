@@ -202,10 +202,11 @@ def test_a_visit_records_its_times_and_problems_instead_of_raising(monkeypatch):
     )
     answers = [(200, opened), (200, moved)]
     monkeypatch.setattr(AgentSession, "_post", lambda self, body: answers.pop(0))
-    record = lt.visit("http://127.0.0.1:1", lt.View("cache", {"prompt": "p", "new": "8"}), 3)
+    view = lt.View("cache", {"prompt": "p", "new": "8"})
+    record = lt.visit("http://127.0.0.1:1", view, 3, driver="agent")
     assert record.opened is not None and len(record.moves) == 1  # no answer left: an error
     assert record.problems == ["IndexError: pop from empty list"]
-    failing = lt.visit("http://127.0.0.1:1", lt.View("cache", {"prompt": "p"}), 1)
+    failing = lt.visit("http://127.0.0.1:1", lt.View("cache", {"prompt": "p"}), 1, driver="agent")
     assert failing.opened is None and failing.problems
 
 
@@ -213,7 +214,7 @@ def test_sessions_start_together_and_keep_their_order(monkeypatch):
     lock = threading.Lock()
     arrived, seen_on_start = [], []
 
-    def fake_visit(base, view, rounds, start):
+    def fake_visit(base, view, rounds, start, driver):
         with lock:
             arrived.append(view.page)
         start()  # no session's first request before every session is ready to send its own
