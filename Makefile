@@ -57,10 +57,11 @@ warm: setup
 bench: setup
 	$(PY) -m bench
 
-# The server under 8 and 32 concurrent sessions (agent API, one Chromium check): ~20 min on the
-# real model. `make loadtest SESSIONS=8` for one load only.
+# The server under 8 and 32 concurrent sessions (driven as browser tabs, one Chromium check):
+# ~6 min on the real model. `make loadtest SESSIONS=8` for one load only; `REPLICAS=2` for two
+# server processes sharing the results, as compose.yaml runs them.
 loadtest: setup browser
-	$(PY) -m bench.loadtest $(if $(SESSIONS),--sessions $(SESSIONS))
+	$(PY) -m bench.loadtest $(if $(SESSIONS),--sessions $(SESSIONS)) $(if $(REPLICAS),--replicas $(REPLICAS))
 
 clean:
 	rm -rf $(VENV)

@@ -23,9 +23,16 @@ for: must be 0), the server's peak RSS (server process and children), its CPU se
 computations it logged (`kv-lens: computed …` on its stderr). Targets, as ratios of this run:
 
 * `loadtest_N_distinct_ratio` = p95 ÷ (serial sum of the same N views ÷ model workers) ≤ 1.3:
-  the app serialises model calls with one lock, so one worker; beyond that, no overhead;
+  a server process serialises its model calls with one lock, so one worker per process;
+  beyond that, no overhead;
 * `loadtest_N_shared_ratio` = p95 ÷ one session's time on a fresh link ≤ 1.5: the link is
   computed once (lib/store.py), the other sessions wait for it and render.
+
+`--replicas N` starts N server processes sharing the results folder, as compose.yaml's replicas
+behind their sticky proxy do, and spreads the concurrent sessions over them (session `i` on
+process `i mod N`); the serial phases and the cold start use the first. One process renders on
+one core at a time (Python's interpreter lock), so on a host with more cores a crowd on one link
+is rendered faster by more processes.
 
 The server runs torch on one thread per model call (`--torch-threads 1`, the default): model
 calls are serialised anyway, and on a small host shared with the sessions' rendering a second
@@ -71,7 +78,6 @@ from lib.serve import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_idle
 
 DEFAULT_MODEL = "smollm2-135m"  # lib.models.DEFAULT_MODEL (not imported: it imports torch)
 DEFAULT_SESSIONS = (8, 32)
-MODEL_WORKERS = 1  # every model call holds the model's one lock (lib.models.LoadedModel)
 COMPUTED = "kv-lens: computed "  # the line lib.store logs for every result it computes
 # How a session speaks to the server: as a browser tab does (default), or through the agent API.
 DRIVERS = {"socket": SocketSession, "agent": AgentSession}
@@ -169,9 +175,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def distinct_ratio(
-    p95: float, serial_times: Sequence[float], workers: int = MODEL_WORKERS
-) -> float:
+def distinct_ratio(p95: float, serial_times: Sequence[float], workers: int) -> float:
     """p95 of N concurrent distinct views ÷ (the same N views' serial sum ÷ model workers)."""
     return p95 / (sum(serial_times) / workers)
 
@@ -203,7 +207,11 @@ class Row:
 
 
 def rows(
-    by_name: Mapping[str, Phase], sessions: Sequence[int], serial: Phase, single_s: float
+    by_name: Mapping[str, Phase],
+    sessions: Sequence[int],
+    serial: Phase,
+    single_s: float,
+    workers: int,
 ) -> list[Row]:
     """The table's rows: per N, the distinct and the shared case against their targets."""
     found = []
@@ -214,7 +222,7 @@ def rows(
             if case == "distinct":
                 serial_times = serial.opened[:count]
                 ratio = (
-                    distinct_ratio(p95, serial_times)
+                    distinct_ratio(p95, serial_times, workers)
                     if len(serial_times) == count
                     else float("nan")
                 )
@@ -299,34 +307,50 @@ def visit(
 
 
 def concurrently(
-    base: str, views: Sequence[View], rounds: int, driver: str = "socket"
+    bases: Sequence[str], views: Sequence[View], rounds: int, driver: str = "socket"
 ) -> list[Visit]:
-    """All views at once: every session waits at one barrier, then sends its first request."""
+    """All views at once: every session waits at one barrier, then sends its first request.
+    Session `i` stays on server `i mod len(bases)`, as a sticky proxy would spread them."""
     barrier = threading.Barrier(len(views))
     with ThreadPoolExecutor(max_workers=len(views)) as pool:
-        futures = [pool.submit(visit, base, view, rounds, barrier.wait, driver) for view in views]
+        futures = [
+            pool.submit(visit, bases[i % len(bases)], view, rounds, barrier.wait, driver)
+            for i, view in enumerate(views)
+        ]
         return [future.result() for future in futures]
 
 
 class Server:
-    """The app on a free port with the agent API on; its stderr kept in a file to count the
-    computations it logs; its resident memory and CPU time sampled every 0.2 s."""
+    """The app as `replicas` processes on free ports sharing one results folder (as replicas
+    behind a proxy do, compose.yaml), with the agent API on; each one's stderr kept in a file
+    to count the computations it logs; their resident memory and CPU time sampled together
+    every 0.2 s."""
 
-    def __init__(self, env: Mapping[str, str], log: Path) -> None:
+    def __init__(self, env: Mapping[str, str], folder: Path, replicas: int = 1) -> None:
         self.env = env
-        self.log = log
+        self.logs = [folder / f"server-{index}.log" for index in range(replicas)]
         self.samples: list[tuple[float, int, float]] = []  # (time, RSS bytes, CPU seconds)
         self._stop = threading.Event()
 
     @contextlib.contextmanager
-    def running(self, timeout: float = 180) -> Iterator[str]:
+    def running(self, timeout: float = 180) -> Iterator[list[str]]:
+        """The servers' base URLs while they run."""
+        with contextlib.ExitStack() as stack:
+            started = [stack.enter_context(self._process(log, timeout)) for log in self.logs]
+            pids = [pid for _, pid in started]
+            threading.Thread(target=self._watch, args=(pids,), daemon=True).start()
+            stack.callback(self._stop.set)
+            yield [base for base, _ in started]
+
+    @contextlib.contextmanager
+    def _process(self, log_path: Path, timeout: float) -> Iterator[tuple[str, int]]:
         port = free_port()
         command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
         command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
         command += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
         for option, value in AGENT_OPTIONS.items():
             command += [f"--{option}", value]
-        with self.log.open("w") as log:
+        with log_path.open("w") as log:
             process = subprocess.Popen(
                 command,
                 cwd=ROOT,
@@ -334,25 +358,22 @@ class Server:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
-            watcher = threading.Thread(target=self._watch, args=(process.pid,), daemon=True)
             base = f"http://127.0.0.1:{port}"
             try:
                 wait_healthy(base, process, timeout)
-                watcher.start()
-                yield base
+                yield base, process.pid
             finally:
-                self._stop.set()
                 process.terminate()
                 try:
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
 
-    def _watch(self, pid: int) -> None:
-        server = psutil.Process(pid)
+    def _watch(self, pids: list[int]) -> None:
+        servers = [psutil.Process(pid) for pid in pids]
         while not self._stop.is_set():
             try:
-                processes = [server, *server.children(recursive=True)]
+                processes = [p for server in servers for p in (server, *server.children(True))]
                 rss = sum(process.memory_info().rss for process in processes)
                 cpu = sum(sum(process.cpu_times()[:2]) for process in processes)
             except psutil.Error:
@@ -361,12 +382,13 @@ class Server:
             time.sleep(0.2)
 
     def computations(self) -> int:
-        """The results the server has computed so far: its `kv-lens: computed …` lines (counted
-        as occurrences, since two threads' lines can share a line of the file)."""
-        return self.log.read_text().count(COMPUTED)
+        """The results the servers have computed so far: their `kv-lens: computed …` lines
+        (counted as occurrences, since two threads' lines can share a line of a file)."""
+        return sum(log.read_text().count(COMPUTED) for log in self.logs)
 
     def usage(self, since: float, until: float) -> tuple[int, float]:
-        """Peak RSS (bytes) and CPU seconds of the server between two `perf_counter` times."""
+        """Peak RSS (bytes) and CPU seconds of the servers together between two `perf_counter`
+        times."""
         inside = [sample for sample in self.samples if since <= sample[0] <= until]
         if not inside:
             return 0, 0.0
@@ -493,10 +515,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="sessions speak Streamlit's WebSocket protocol as a browser tab does (socket, the "
         "default), or drive the app through its agent HTTP API (agent)",
     )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="server processes sharing the results folder, sessions spread over them (1)",
+    )
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium check")
     args = parser.parse_args(argv)
     if min(args.sessions) < 1 or max(args.sessions) > 999 or args.rounds < 1:
         parser.error("sessions must be 1–999 and rounds at least 1")
+    if not 1 <= args.replicas <= 8:
+        parser.error("replicas must be 1–8")
     if args.new < 2:  # the app drops `new=1` from the URL (the slider's default is its minimum)
         parser.error("--new must be at least 2")
     if 2 * len(args.sessions) + 2 > 9:
@@ -515,18 +545,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kv-lens-loadtest-") as work:
         results = Path(work) / "results"
         env = {"KV_LENS_RESULTS_DIR": str(results)} | threads_env(args.torch_threads)
-        server = Server(env, Path(work) / "server.log")
-        with server.running() as base:
+        server = Server(env, Path(work), args.replicas)
+        with server.running() as bases:
+            base = bases[0]
             print(
                 f"view: /{page}?new={new}, model {model}, {rounds} finished views per session, "
                 f"sessions driven by {driver}"
             )
             print(f"server: {' '.join(f'{k}={v}' for k, v in env.items() if 'THREADS' in k)}")
-            cold = measure(
-                server,
-                "cold",
-                lambda: [visit(base, View("", WARM_UP) | model_param(model), 1, driver=driver)],
-            )
+            warm_up = View("", WARM_UP) | model_param(model)
+            cold = measure(server, "cold", lambda: [visit(base, warm_up, 1, driver=driver)])
+            for other in bases[1:]:  # every replica loads its model before the measures
+                visit(other, warm_up, 1, driver=driver)
             serial_views = distinct_views(SERIAL, largest, page, new, model)
             serial = measure(
                 server,
@@ -547,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     measure(
                         server,
                         f"{count}_distinct",
-                        lambda v=views: concurrently(base, v, rounds, driver),
+                        lambda v=views: concurrently(bases, v, rounds, driver),
                     )
                 )
                 link = shared_view(3 + 2 * number, page, new, model)
@@ -555,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     measure(
                         server,
                         f"{count}_shared",
-                        lambda c=count, v=link: concurrently(base, [v] * c, rounds, driver),
+                        lambda c=count, v=link: concurrently(bases, [v] * c, rounds, driver),
                     )
                 )
             checked = [phases[-2].visits[0], phases[-1].visits[0]]
@@ -581,7 +611,7 @@ def summarise(
         print(f"error: … and {len(errors) - 20} more")
     by_name = {phase.name: phase for phase in phases}
     report("loadtest_cold_start_s", cold.visits[0].opened or float("nan"))
-    report("loadtest_model_workers", MODEL_WORKERS)
+    report("loadtest_model_workers", args.replicas)
     report("loadtest_serial_p50_s", statistics.median(serial.opened or [float("nan")]))
     report("loadtest_serial_move_p50_s", statistics.median(serial.moves or [float("nan")]))
     report("loadtest_serial_computations_per_view", serial.computations / len(serial.visits))
@@ -606,7 +636,10 @@ def summarise(
             report(f"{prefix}_peak_rss_mb", phase.peak_rss / 2**20)
         report(f"loadtest_{count}_distinct_serial_sum_s", serial_sum)
         p95 = percentile(distinct.opened, 95)
-        report(f"loadtest_{count}_distinct_ratio", distinct_ratio(p95, serial.opened[:count]))
+        report(
+            f"loadtest_{count}_distinct_ratio",
+            distinct_ratio(p95, serial.opened[:count], args.replicas),
+        )
         report(
             f"loadtest_{count}_shared_ratio", shared_ratio(percentile(shared.opened, 95), single_s)
         )
@@ -621,11 +654,12 @@ def summarise(
         f"/{args.page}?new={args.new}, model {args.model}: one view alone "
         f"{statistics.median(serial.opened or [float('nan')]):.1f} s (median of "
         f"{len(serial.opened)}), one fresh shared link alone {single_s:.1f} s; "
-        f"{MODEL_WORKERS} model worker; load average {load_before:.2f} before, "
+        f"{args.replicas} server process(es), one model worker each; load average "
+        f"{load_before:.2f} before, "
         f"{load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after; "
         f"{os.cpu_count()} cores"
     )
-    print(table(rows(by_name, args.sessions, serial, single_s)))
+    print(table(rows(by_name, args.sessions, serial, single_s, args.replicas)))
     print(f"errors: {len(errors)} (browser check: {len(browser_errors)})")
     return 1 if errors else 0
 

@@ -29,9 +29,9 @@ def test_a_tab_and_an_agent_session_see_the_same_views(tmp_path, page):
         {} if page == "architectures" else {"prompt": "Hello there", "new": "3"}
     )
     expect = {name: params[name] for name in ("prompt", "new") if name in params}
-    server = lt.Server({"KV_LENS_RESULTS_DIR": str(tmp_path / "results")}, tmp_path / "log")
+    server = lt.Server({"KV_LENS_RESULTS_DIR": str(tmp_path / "results")}, tmp_path)
     seen = {}
-    with server.running() as base:
+    with server.running() as (base,):
         for driver, session_type in lt.DRIVERS.items():
             with contextlib.closing(session_type(base)) as session:
                 opened = described(session.open(page, params), page, expect)
@@ -49,8 +49,8 @@ def test_every_widget_a_tab_shows_has_the_value_the_agent_reports(tmp_path):
     """The tab's values are what it sends back with every rerun: wrong ones would change the
     view a selection asks for (a text box sent empty would drop the prompt)."""
     params = {"model": "tiny-random", "prompt": "Hello there", "new": "3", "kvhead": "1"}
-    server = lt.Server({"KV_LENS_RESULTS_DIR": str(tmp_path / "results")}, tmp_path / "log")
-    with server.running() as base:
+    server = lt.Server({"KV_LENS_RESULTS_DIR": str(tmp_path / "results")}, tmp_path)
+    with server.running() as (base,):
         values = {}
         for driver, session_type in lt.DRIVERS.items():
             with contextlib.closing(session_type(base)) as session:

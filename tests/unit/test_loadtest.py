@@ -46,6 +46,8 @@ def test_cli_defaults_and_the_makefiles_single_number():
     args = lt.parse_args([])
     assert args.sessions == [8, 32] and args.model == lt.DEFAULT_MODEL
     assert (args.page, args.new, args.rounds, args.torch_threads) == ("cache", 8, 2, 1)
+    assert (args.driver, args.replicas) == ("socket", 1)
+    assert lt.parse_args(["--replicas", "2", "--driver", "agent"]).replicas == 2
     assert lt.parse_args(["--sessions", "8"]).sessions == [8]  # `make loadtest` today
     quick = lt.parse_args(["--sessions", "2", "4", "--model", "tiny-random", "--no-browser"])
     assert quick.sessions == [2, 4] and quick.model == "tiny-random" and quick.no_browser
@@ -54,6 +56,8 @@ def test_cli_defaults_and_the_makefiles_single_number():
         ["--rounds", "0"],
         ["--sessions", "1", "2", "3", "4"],
         ["--new", "1"],
+        ["--replicas", "0"],
+        ["--driver", "carrier-pigeon"],
     ):
         with pytest.raises(SystemExit):
             lt.parse_args(wrong)
@@ -98,7 +102,7 @@ def test_percentile_is_numpys_linear_one_and_stays_within_the_data(values):
 
 
 def test_ratios():
-    assert lt.distinct_ratio(13.0, [2.0, 3.0, 5.0]) == pytest.approx(1.3)
+    assert lt.distinct_ratio(13.0, [2.0, 3.0, 5.0], workers=1) == pytest.approx(1.3)
     assert lt.distinct_ratio(13.0, [2.0, 3.0, 5.0], workers=2) == pytest.approx(2.6)
     assert lt.shared_ratio(6.0, 4.0) == pytest.approx(1.5)
 
@@ -210,13 +214,14 @@ def test_a_visit_records_its_times_and_problems_instead_of_raising(monkeypatch):
     assert failing.opened is None and failing.problems
 
 
-def test_sessions_start_together_and_keep_their_order(monkeypatch):
+def test_sessions_start_together_keep_their_order_and_their_server(monkeypatch):
     lock = threading.Lock()
-    arrived, seen_on_start = [], []
+    arrived, seen_on_start, served = [], [], {}
 
     def fake_visit(base, view, rounds, start, driver):
         with lock:
             arrived.append(view.page)
+            served[view.page] = base
         start()  # no session's first request before every session is ready to send its own
         with lock:
             seen_on_start.append(len(arrived))
@@ -224,21 +229,23 @@ def test_sessions_start_together_and_keep_their_order(monkeypatch):
 
     monkeypatch.setattr(lt, "visit", fake_visit)
     views = [lt.View(str(index), {}) for index in range(5)]
-    visits = lt.concurrently("http://h", views, 2)
+    visits = lt.concurrently(["http://a", "http://b"], views, 2)
     assert [visit.view.page for visit in visits] == ["0", "1", "2", "3", "4"]
     assert sorted(arrived) == ["0", "1", "2", "3", "4"]
     assert seen_on_start == [5] * 5
+    assert [served[str(index)] for index in range(5)] == ["http://a", "http://b"] * 2 + ["http://a"]
 
 
 def test_server_usage_over_a_window(tmp_path):
-    server = lt.Server({}, tmp_path / "log")
+    server = lt.Server({}, tmp_path, replicas=2)
     server.samples = [(0.0, 100, 1.0), (1.0, 300, 2.0), (2.0, 200, 4.5), (3.0, 900, 9.0)]
     assert server.usage(0.5, 2.5) == (300, 3.5)  # CPU from the last sample before the window
     assert server.usage(5.0, 6.0) == (0, 0.0)
     lines = "Uvicorn\nkv-lens: computed prompt ab 0.00s\n"
     lines += "kv-lens: computed trace cd 1.00skv-lens: computed lens ef 2.00s\n\n"  # two threads
-    (tmp_path / "log").write_text(lines)
-    assert server.computations() == 3
+    (tmp_path / "server-0.log").write_text(lines)
+    (tmp_path / "server-1.log").write_text("kv-lens: computed prompt ab 0.00s\n")
+    assert server.computations() == 4  # every replica's
 
 
 def test_a_phase_lists_its_times_and_errors():
@@ -264,7 +271,7 @@ def test_rows_hold_each_case_against_its_own_target():
         "4_distinct": phase("4_distinct", [8.0, 10.0, 12.0, 20.0]),  # 18.8 ÷ 12: missed
         "4_shared": phase("4_shared", [2.0, 2.0, 2.0, 4.0], problems=["ProtocolError: x"]),
     }
-    found = lt.rows(by_name, [2, 4], serial, single_s=2.0)
+    found = lt.rows(by_name, [2, 4], serial, single_s=2.0, workers=1)
     assert [(row.sessions, row.case) for row in found] == [
         (2, "distinct"),
         (2, "shared"),
@@ -277,7 +284,7 @@ def test_rows_hold_each_case_against_its_own_target():
     assert [row.errors for row in found] == [0, 0, 0, 1]
     assert found[1].peak_rss_mb == pytest.approx(1200)
     # More sessions than serial views: no serial sum to compare with, no verdict of `met`.
-    (short,) = lt.rows(by_name, [4], phase("serial", [2.0]), 2.0)[:1]
+    (short,) = lt.rows(by_name, [4], phase("serial", [2.0]), 2.0, 1)[:1]
     assert math.isnan(short.ratio) and not short.met
 
 
@@ -294,7 +301,7 @@ def test_summarise_prints_the_figures_and_fails_on_any_error(capsys):
     single = phase("single", [2.0])
     cold = phase("cold", [9.0])
     clean = [phase("2_distinct", [3.0, 4.0]), phase("2_shared", [2.5, 2.5])]
-    args = SimpleNamespace(sessions=[2], page="cache", new=8, model="tiny-random")
+    args = SimpleNamespace(sessions=[2], page="cache", new=8, model="tiny-random", replicas=1)
     phases = [cold, serial, single, *clean]
     assert lt.summarise(phases, args, serial, single, cold, [], 2**30, 0.5) == 0
     out = capsys.readouterr().out
