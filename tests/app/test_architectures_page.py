@@ -20,6 +20,7 @@ from lib.architectures import ARCHITECTURES, auto_cell, make_rule
 from lib.charts.architectures import node_roles
 from lib.stepping import Cell
 from lib.ui import resources
+from tests.app.conftest import open_menus
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGE = "views/architectures.py"
@@ -186,6 +187,8 @@ def test_export_menus_named_after_the_view(page, monkeypatch):
     assert not at.exception
     labels = [menu.proto.popover.label for menu in at.get("popover")]
     assert sorted(labels) == ["Export data"] + ["Export figure"] * 5
+    assert not deferred  # drawn when a menu opens
+    open_menus(at)
     files = dict(deferred[b.proto.deferred_file_id] for b in at.get("download_button"))
     base = "architectures-tokens6-layers4"
     figures = [f"{base}-generationon-token5-layer1-fig{name}" for name in ARCHITECTURES]

@@ -14,6 +14,7 @@ from transformers import LlamaForCausalLM
 
 from lib import cache_compare, export
 from lib.pages import cache as pages_cache
+from tests.app.conftest import open_menus
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -195,6 +196,8 @@ def test_every_figure_and_the_data_export_under_names_of_the_view(cache_page, do
     assert not at.exception, at.exception
     menus = [popover.proto.popover.label for popover in at.get("popover")]
     assert menus == ["Export figure"] * 5 + ["Export data"]
+    assert offered == {} and not at.get("download_button")  # drawn when a menu opens
+    open_menus(at)
     run = "cache-new5-float32-seed7"
     figures = [
         f"{run}-figtimes",
@@ -231,5 +234,6 @@ def test_every_figure_and_the_data_export_under_names_of_the_view(cache_page, do
     offered.clear()
     at.button_group(key="offgrid").set_value("on").run()
     assert not at.exception
+    open_menus(at)
     assert f"{run}-step2-layer1-figgridoff.png" in offered
     assert len(at.get("popover")) == 7

@@ -16,6 +16,7 @@ from transformers import LlamaForCausalLM, LlamaModel
 
 from lib import export
 from lib.charts.flow import SELECTION
+from tests.app.conftest import open_menus
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -187,6 +188,8 @@ def test_every_figure_and_the_data_can_be_exported(flow_page, downloads):
     assert not at.exception
     popovers = [popover.proto.popover.label for popover in at.get("popover")]
     assert popovers == ["Export figure"] * 3 + ["Export data"]
+    assert not files and not at.download_button  # drawn when a menu opens
+    open_menus(at)
     view = "flow-token5-layer2-head4-weightvalue"
     expected = [
         f"{view}-figgrid.png",

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app.conftest import open_menus
+
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
@@ -77,6 +79,6 @@ def test_the_share_box_holds_every_non_default_setting(app):
 
 
 def test_the_home_page_exports_its_data_as_json(app):
-    at = app(model="tiny-random", new="4")
+    at = open_menus(app(model="tiny-random", new="4"))
     keys = [button.key for button in at.get("download_button")]
     assert "home-new4-json" in keys  # the key is the file's name (home-new4.json) + its kind

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from lib import export, generate, lens, trace
 from lib.config import DEFAULT_PROMPT
 from lib.models import tiny_tokenizer
+from tests.app.conftest import open_menus
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PROMPT_TOKENS = len(tiny_tokenizer()(DEFAULT_PROMPT).input_ids)
@@ -122,6 +123,8 @@ def test_every_chart_and_the_data_have_an_export_menu_that_computes_nothing_yet(
     assert not at.exception, at.exception
     menus = [popover.proto.popover.label for popover in at.get("popover")]
     assert menus == ["Export figure"] * 5 + ["Export data"]
+    assert not at.get("download_button")  # drawn when a menu opens
+    open_menus(at)
     # Each button's key is its file name with the extension after a dash (lib/ui/draw.py).
     figures = [
         "plan-token3-k5-figoutput",
