@@ -7,7 +7,10 @@ accepted values, so no widget ever parses a raw value from a stranger. Which val
 * on a session's first run, after a page switch, or when a parameter's URL value changed since
   the end of the last run (a link followed, a history step), the URL wins: a link opens exactly
   its view, and a parameter it leaves out takes its default;
-* otherwise (a widget moved, a chart clicked) what the session holds wins.
+* otherwise, and whenever the reader moved the parameter's widget for this run (a widget moved,
+  a chart clicked), what the session holds wins. A rerun can carry the address as it was before
+  the last run's URL reached the browser (a slider pressed twice while the page ran): that is
+  not a link followed.
 
 Widgets are then created through `bound`, which seeds each with the page's value (clamped to
 what the run allows) before Streamlit's `bind="query-params"` sees it.
@@ -32,6 +35,7 @@ STREAMLIT_PARAMS = ("embed", "embed_options")
 _RUN = "_kv_lens_run"  # this run's Resolved view
 _LAST_URL = "_kv_lens_last_url"  # (page path, URL parameters) as the last run left them
 _PICKED = "_kv_lens_picked"  # {parameter: the value the page picked for an empty parameter}
+_MOVED = "_kv_lens_moved"  # parameters the reader set for this run (widget callbacks, clicks)
 DEFAULTS = ViewConfig()
 
 
@@ -93,12 +97,13 @@ def _rewrite_one(name: str, value: str | None) -> None:
 def begin_run(page: PageInfo) -> Resolved:
     """Decide this run's view of `page` and put the URL in order; before any widget exists."""
     url = _url()
+    moved = st.session_state.pop(_MOVED, set())
     last_page, last_url = st.session_state.get(_LAST_URL, (None, None))
     link_wins = last_url is None or last_page != page.path
     chosen = {name: url[name] for name in url if name not in page.url_params}  # for notices
     picked = st.session_state.get(_PICKED, {})
     for name in page.url_params:
-        followed = link_wins or url.get(name) != last_url.get(name)
+        followed = link_wins or (name not in moved and url.get(name) != last_url.get(name))
         unchosen = name in picked and st.session_state.get(name) == picked[name]
         if followed or unchosen or name not in st.session_state:
             if name in url:
@@ -187,7 +192,14 @@ def bound(
     else:
         kwargs.update(start)
     _rewrite_one(name, None if _from_widget(name, shown) == default else param.render(shown))
-    return widget(label, key=name, bind="query-params", **kwargs)
+    return widget(
+        label, key=name, bind="query-params", on_change=_mark_moved, args=(name,), **kwargs
+    )
+
+
+def _mark_moved(*names: str) -> None:
+    """Callbacks run before the rerun they cause: what they mark, the reader set."""
+    st.session_state[_MOVED] = st.session_state.get(_MOVED, set()) | set(names)
 
 
 def bound_in_range(widget: Callable[..., Any], name: str, label: str, **kwargs: Any) -> Any:
@@ -219,6 +231,7 @@ def copy_click(
         if values is not None:
             for widget, value in zip(widgets, values, strict=True):
                 st.session_state[widget] = value
+            _mark_moved(*widgets)
 
     return copy
 
@@ -229,6 +242,7 @@ def setter(**values: Any) -> Callable[[], None]:
     def set_values() -> None:
         for name, value in values.items():
             st.session_state[name] = value
+        _mark_moved(*values)
 
     return set_values
 
@@ -238,3 +252,4 @@ def use_preset(key: str) -> None:
     chosen = st.session_state.get(key)
     if chosen is not None:
         st.session_state["prompt"] = chosen.prompt
+        _mark_moved("prompt")

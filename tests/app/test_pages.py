@@ -88,3 +88,20 @@ def test_a_pick_of_the_page_follows_the_run_and_a_choice_of_the_reader_stays():
     at.slider(key="token").set_value(0).run()
     at.text_area(key="prompt").set_value("abcdefgh").run()
     assert at.slider(key="token").value == 0  # the reader's choice survives a new prompt
+
+
+def test_a_moved_widget_wins_over_an_address_the_browser_had_not_updated_yet():
+    """A rerun can carry the address as it was before the last run's URL reached the browser:
+    a slider pressed twice while the page ran. The reader's move wins; an address that changed
+    while no widget moved is a link followed, and wins."""
+    at = open_page(site.page("flow"), {"model": ["tiny-random"], "new": ["3"], "layer": ["1"]})
+    at.slider(key="layer").set_value(2).run()
+    assert left_in_url(at)["layer"] == ["2"]
+    at.query_params["layer"] = "1"  # the address before the last run's change arrived
+    at.slider(key="layer").set_value(3).run()
+    assert not at.exception and at.slider(key="layer").value == 3
+    assert left_in_url(at)["layer"] == ["3"]
+    at.query_params["layer"] = "0"  # a link to this page, followed
+    at.run()
+    assert at.slider(key="layer").value == 0
+    assert left_in_url(at).get("layer", ["0"]) == ["0"]  # left out when it is the page's pick
