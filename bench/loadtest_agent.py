@@ -39,7 +39,6 @@ class AgentSession:
         self.prefix = address.path.rstrip("/")
         self.timeout = timeout
         self.session_id: str | None = None
-        self.snapshot: dict[str, Any] = {}
 
     def _post(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
@@ -68,7 +67,6 @@ class AgentSession:
             self.session_id = document.get("session_id") or self.session_id
             raise ProtocolError(f"HTTP {status} {error_code(document)}: {error_text(document)}")
         self.session_id = document["session_id"]
-        self.snapshot = document
         return document
 
     def close(self) -> None:

@@ -63,9 +63,7 @@ class SocketSession:
         self.timeout = timeout
         self.page = ""
         self.query = ""
-        self.elements: dict[tuple[int, ...], tuple[str, Any]] = {}  # place → (type, proto)
         self.widgets: dict[str, Widget] = {}  # widget id → what the tab shows
-        self.snapshot: dict[str, Any] = {}
         self._socket: ClientConnection | None = None
 
     def close(self) -> None:
@@ -102,7 +100,7 @@ class SocketSession:
         states = widget_states(self.widgets)
         message.rerun_script.widget_states.widgets.extend(states)
         self._socket.send(message.SerializeToString())
-        self.elements = {}
+        elements: dict[tuple[int, ...], tuple[str, Any]] = {}  # place → (type, proto)
         ran = ""
         while True:
             received = ForwardMsg()
@@ -117,17 +115,16 @@ class SocketSession:
             elif kind == "delta" and received.delta.WhichOneof("type") == "new_element":
                 element = received.delta.new_element
                 what = element.WhichOneof("type")
-                self.elements[tuple(received.metadata.delta_path)] = (what, getattr(element, what))
+                elements[tuple(received.metadata.delta_path)] = (what, getattr(element, what))
             elif kind == "script_finished":
-                self.widgets = shown_values(self.elements.values(), self.widgets, self.query)
-                self.snapshot = snapshot(
-                    self.elements.values(),
+                self.widgets = shown_values(elements.values(), self.widgets, self.query)
+                return snapshot(
+                    elements.values(),
                     self.widgets,
                     FINISHED(received.script_finished),
                     ran,
                     self.query,
                 )
-                return self.snapshot
 
 
 def user_key(widget_id: str) -> str:
