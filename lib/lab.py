@@ -70,14 +70,15 @@ class Lab:
         found = self.store.get(key)
         if found is not None:
             return found
+        sharing = f"Another reader is computing the same view: {what}. Sharing it…"
         if self.store.computing(key):
-            self.progress(None, f"Another reader is computing the same view: {what}. Sharing it…")
+            self.progress(None, sharing)
         elif self.lm.busy():
             self.progress(None, f"Waiting for another reader's use of the model, then {what}…")
         else:
             self.progress(None, f"{what[0].upper()}{what[1:]}…")
         try:
-            return self.store.compute(key, make)
+            return self.store.compute(key, make, on_wait=lambda: self.progress(None, sharing))
         finally:
             self.progress(None, "")
 

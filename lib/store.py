@@ -8,8 +8,9 @@ ask for the same key at once wait for one computation instead of each running th
 
 Behind the memory, a folder on disk (`DiskTier`, a `diskcache.Cache`) keeps results across
 restarts and across server processes that share it: a link opened by a crowd, or by a room of
-laptops served by several replicas, is computed once. Its keys carry a fingerprint of the code
-that computes them, so a result is never served by code that would compute it differently.
+laptops served by several replicas, is computed once. The first process to ask for a result
+claims it in the folder, and the others wait for it there. Its keys carry a fingerprint of the
+code that computes them, so a result is never served by code that would compute it differently.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pickle
 import sys
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -102,21 +104,79 @@ def call_digest(call: partial) -> str:
     return hashlib.sha256(pickle.dumps(what, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
 
 
+CLAIM_SECONDS = 20.0  # a claim not renewed for this long belongs to a process that died
+RENEW_SECONDS = 5.0
+POLL_SECONDS = 0.05  # how often a process waiting for another's result looks at the folder
+
+
+def claim_name(key: Hashable) -> str:
+    return f"claim:{digest_of(key)}"
+
+
 class DiskTier:
     """Results on disk, within `budget_bytes`, least recently used out first; safe for several
-    threads and processes (SQLite underneath). Writes happen in the background."""
+    threads and processes (SQLite underneath). Writes happen in the background.
+
+    A process that computes a result claims it first (`claim`): replicas that open one link at
+    once compute it once. A claim lives until the result is written, and is renewed meanwhile;
+    one that is not renewed (its process died) expires, and a waiting process computes."""
 
     def __init__(self, folder: Path, budget_bytes: int) -> None:
         self._cache = diskcache.Cache(
             str(folder), size_limit=budget_bytes, eviction_policy="least-recently-used"
         )
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kv-lens-disk")
+        self._holder = uuid.uuid4().hex  # this tier's name in the claims it holds
+        self._held: set[str] = set()
+        self._held_lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
 
     def get(self, key: Hashable) -> Any | None:
         return self._cache.get(digest_of(key))
 
     def put(self, key: Hashable, value: Any) -> None:
         self._writer.submit(self._cache.set, digest_of(key), value)
+
+    def claim(self, key: Hashable) -> bool:
+        """Whether this process is the one to compute `key`: no live claim of another holds it."""
+        name = claim_name(key)
+        if not self._cache.add(name, self._holder, expire=CLAIM_SECONDS):
+            return False
+        with self._held_lock:
+            self._held.add(name)
+            if self._renewer is None:
+                self._renewer = threading.Thread(
+                    target=self._renew, name="kv-lens-claims", daemon=True
+                )
+                self._renewer.start()
+        return True
+
+    def release(self, key: Hashable) -> None:
+        """Drop the claim of `key` once the writes queued before it (its result) are done."""
+        self._writer.submit(self._drop, claim_name(key))
+
+    def wait_for(self, key: Hashable) -> Any | None:
+        """The result of `key` once the process that claimed it has written it; None when its
+        claim ends without one (it failed, or died and the claim expired)."""
+        name = claim_name(key)
+        while True:
+            found = self.get(key)
+            if found is not None or name not in self._cache:
+                return found if found is not None else self.get(key)
+            time.sleep(POLL_SECONDS)
+
+    def _drop(self, name: str) -> None:
+        with self._held_lock:
+            self._held.discard(name)
+        self._cache.delete(name)
+
+    def _renew(self) -> None:
+        while True:
+            time.sleep(RENEW_SECONDS)
+            with self._held_lock:
+                held = list(self._held)
+            for name in held:
+                self._cache.touch(name, expire=CLAIM_SECONDS)
 
     def flush(self) -> None:
         """Wait for the writes under way (a warm-up command before it exits, tests)."""
@@ -191,9 +251,13 @@ class ResultStore(Generic[Value]):
         if self.disk is not None:
             self.disk.put(key, value)
 
-    def compute(self, key: Hashable, make: Callable[[], Value]) -> Value:
+    def compute(
+        self, key: Hashable, make: Callable[[], Value], on_wait: Callable[[], None] = lambda: None
+    ) -> Value:
         """The stored value of `key`, or `make()` stored under it. Concurrent callers of one key
-        wait for the first one's computation rather than repeat it."""
+        wait for the first one's computation rather than repeat it, in this process or in
+        another that shares the folder (`on_wait` hears when this caller starts waiting for
+        another process)."""
         found = self.get(key)
         if found is not None:
             return found
@@ -202,21 +266,42 @@ class ResultStore(Generic[Value]):
         try:
             with key_lock:
                 found = self.get(key)
-                if found is None and self.disk is not None:
-                    found = self.disk.get(key)
-                    if found is not None:
-                        self.put(key, found)
-                if found is None:
-                    gc.collect()  # earlier views' cycles leave before this one's working memory
-                    start = time.perf_counter()
-                    found = make()
-                    if self._report is not None:
-                        self._report(key, time.perf_counter() - start)
-                    self.save(key, found)
-                return found
+                if found is not None:
+                    return found
+                if self.disk is None:
+                    return self._made(key, make)
+                found = self._from_disk(key, on_wait)
+                if found is not None:
+                    self.put(key, found)
+                    return found
+                try:
+                    return self._made(key, make)
+                finally:
+                    self.disk.release(key)
         finally:
             with self._lock:
                 self._computing.pop(key, None)
+
+    def _from_disk(self, key: Hashable, on_wait: Callable[[], None]) -> Value | None:
+        """`key` from the folder, when there or once the process computing it has written it;
+        None once this process has claimed it, to compute it."""
+        while True:
+            found = self.disk.get(key)
+            if found is not None or self.disk.claim(key):
+                return found
+            on_wait()
+            found = self.disk.wait_for(key)
+            if found is not None:
+                return found
+
+    def _made(self, key: Hashable, make: Callable[[], Value]) -> Value:
+        gc.collect()  # earlier views' cycles leave before this one's working memory
+        start = time.perf_counter()
+        made = make()
+        if self._report is not None:
+            self._report(key, time.perf_counter() - start)
+        self.save(key, made)
+        return made
 
     def computing(self, key: Hashable) -> bool:
         """Whether another caller is computing `key` right now (this call never waits)."""

@@ -8,10 +8,13 @@ import time
 import weakref
 from functools import partial
 
+import diskcache
 import numpy as np
+import pytest
 import torch
 
-from lib.store import DiskTier, ResultStore, call_digest, digest_of, nbytes_of
+from lib import store as store_module
+from lib.store import DiskTier, ResultStore, call_digest, claim_name, digest_of, nbytes_of
 
 
 def test_results_are_weighed_by_their_arrays():
@@ -83,6 +86,77 @@ def test_results_on_disk_serve_another_process_and_survive_a_restart(tmp_path):
     np.testing.assert_array_equal(again, value)
     assert made == []
     assert second.get(key) is not None  # now in memory too
+
+
+def _at_once(*calls):
+    """Run the calls in threads started together; their results in order."""
+    results = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def run(index):
+        barrier.wait()
+        results[index] = calls[index]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_two_processes_asking_for_one_key_at_once_compute_it_once(tmp_path):
+    """Replicas that open one link at the same moment: the first claims it in the shared
+    folder, the other waits for the result there (and says so) instead of computing it too."""
+    key = ("cache_runs", "m", "float32", (1, 2, 3))
+    calls, waits = [], []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.5)
+        return np.arange(10.0)
+
+    stores = [ResultStore(1 << 20, DiskTier(tmp_path, 1 << 24)) for _ in range(2)]
+    results = _at_once(
+        *(partial(one.compute, key, slow, on_wait=lambda: waits.append(1)) for one in stores)
+    )
+    assert len(calls) == 1 and len(waits) == 1
+    for result in results:
+        np.testing.assert_array_equal(result, np.arange(10.0))
+    assert claim_name(key) not in diskcache.Cache(str(tmp_path))  # released after the write
+
+
+def test_a_claim_lives_while_its_computation_runs_and_a_dead_one_expires(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "CLAIM_SECONDS", 0.3)
+    monkeypatch.setattr(store_module, "RENEW_SECONDS", 0.05)
+    calls = []
+
+    def slow():  # three claim lifetimes: only renewal keeps the other process waiting
+        calls.append(1)
+        time.sleep(0.9)
+        return "made"
+
+    stores = [ResultStore(1 << 20, DiskTier(tmp_path, 1 << 24)) for _ in range(2)]
+    assert _at_once(*(partial(one.compute, "long", slow) for one in stores)) == ["made"] * 2
+    assert len(calls) == 1
+
+    # A process that claimed a key and died: nobody renews its claim, and it expires.
+    diskcache.Cache(str(tmp_path)).add(claim_name("orphan"), "dead", expire=0.3)
+    began = time.perf_counter()
+    assert stores[0].compute("orphan", lambda: "computed here") == "computed here"
+    assert time.perf_counter() - began >= 0.25
+
+
+def test_a_failed_computation_releases_its_claim(tmp_path):
+    first, second = (ResultStore(1 << 20, DiskTier(tmp_path, 1 << 24)) for _ in range(2))
+
+    def fail():
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        first.compute("key", fail)
+    first.disk.flush()
+    assert second.compute("key", lambda: "second try") == "second try"
 
 
 def test_a_key_names_the_same_result_in_every_process():
