@@ -2,8 +2,9 @@
 
 Every session speaks Streamlit's WebSocket protocol as a browser tab does
 (`bench/loadtest_socket.py`): it opens a page URL with its query parameters and waits until the
-script run has finished (a finished view), then changes one selection of the view
-(`--rounds 2`, the default) and waits again. The server computes and renders exactly as for a
+script run has finished (a finished view), then, after looking at it for `--pause` seconds (2 by
+default; a person reads before moving a control), changes one selection of the view (`--rounds
+2`, the default) and waits again. The server computes and renders exactly as for a
 browser; no browser shares its cores. One real Chromium session then opens the measured views,
 as a check that they render (no exception box, their charts drawn). `--driver agent` drives the
 sessions through Streamlit's agent HTTP API instead (`bench/loadtest_agent.py`), which costs the
@@ -278,9 +279,11 @@ def visit(
     rounds: int,
     start: Callable[[], None] = lambda: None,
     driver: str = "socket",
+    pause: float = 0.0,
 ) -> Visit:
-    """Open `view` in a new session, then change a selection `rounds - 1` times; each timed
-    from the request to the finished view. Failures are recorded, not raised."""
+    """Open `view` in a new session, then change a selection `rounds - 1` times, each `pause`
+    seconds after the last finished view; each timed from the request to the finished view.
+    Failures are recorded, not raised."""
     record = Visit(view)
     expect = {name: view.params[name] for name in ("prompt", "new") if name in view.params}
     start()
@@ -295,6 +298,7 @@ def visit(
                 move = selection_move(snapshot, SELECTIONS.get(view.page, ()))
                 if move is None:
                     break
+                time.sleep(pause)
                 began = time.perf_counter()
                 snapshot = session.set(*move)
                 record.moves.append(time.perf_counter() - began)
@@ -307,14 +311,18 @@ def visit(
 
 
 def concurrently(
-    bases: Sequence[str], views: Sequence[View], rounds: int, driver: str = "socket"
+    bases: Sequence[str],
+    views: Sequence[View],
+    rounds: int,
+    driver: str = "socket",
+    pause: float = 0.0,
 ) -> list[Visit]:
     """All views at once: every session waits at one barrier, then sends its first request.
     Session `i` stays on server `i mod len(bases)`, as a sticky proxy would spread them."""
     barrier = threading.Barrier(len(views))
     with ThreadPoolExecutor(max_workers=len(views)) as pool:
         futures = [
-            pool.submit(visit, bases[i % len(bases)], view, rounds, barrier.wait, driver)
+            pool.submit(visit, bases[i % len(bases)], view, rounds, barrier.wait, driver, pause)
             for i, view in enumerate(views)
         ]
         return [future.result() for future in futures]
@@ -503,6 +511,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="finished views per session: the opening one, then one per selection change (2)",
     )
     parser.add_argument(
+        "--pause",
+        type=float,
+        default=2.0,
+        help="seconds a session looks at a finished view before changing a selection (2; 0: at "
+        "once, which no reader does, and which puts the selections of the first sessions "
+        "served among the views still being opened)",
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         default=1,
@@ -525,6 +541,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.sessions) < 1 or max(args.sessions) > 999 or args.rounds < 1:
         parser.error("sessions must be 1–999 and rounds at least 1")
+    if not 0 <= args.pause <= 600:
+        parser.error("pause must be 0–600 seconds")
     if not 1 <= args.replicas <= 8:
         parser.error("replicas must be 1–8")
     if args.new < 2:  # the app drops `new=1` from the URL (the slider's default is its minimum)
@@ -539,6 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A `kill` ends the run through the `finally` clauses, which stop the server.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     page, new, model, rounds, driver = args.page, args.new, args.model, args.rounds, args.driver
+    pause = args.pause
     load_before = os.getloadavg()[0]
     largest = max(args.sessions)
     phases: list[Phase] = []
@@ -549,8 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with server.running() as bases:
             base = bases[0]
             print(
-                f"view: /{page}?new={new}, model {model}, {rounds} finished views per session, "
-                f"sessions driven by {driver}"
+                f"view: /{page}?new={new}, model {model}, {rounds} finished views per session "
+                f"(a selection {pause:g} s after a view), sessions driven by {driver}"
             )
             print(f"server: {' '.join(f'{k}={v}' for k, v in env.items() if 'THREADS' in k)}")
             warm_up = View("", WARM_UP) | model_param(model)
@@ -561,13 +580,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             serial = measure(
                 server,
                 "serial",
-                lambda: [visit(base, view, rounds, driver=driver) for view in serial_views],
+                lambda: [
+                    visit(base, view, rounds, driver=driver, pause=pause) for view in serial_views
+                ],
             )
             single = measure(
                 server,
                 "single",
                 lambda: [
-                    visit(base, shared_view(SHARED_SERIAL, page, new, model), rounds, driver=driver)
+                    visit(
+                        base,
+                        shared_view(SHARED_SERIAL, page, new, model),
+                        rounds,
+                        driver=driver,
+                        pause=pause,
+                    )
                 ],
             )
             phases += [cold, serial, single]
@@ -577,7 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     measure(
                         server,
                         f"{count}_distinct",
-                        lambda v=views: concurrently(bases, v, rounds, driver),
+                        lambda v=views: concurrently(bases, v, rounds, driver, pause),
                     )
                 )
                 link = shared_view(3 + 2 * number, page, new, model)
@@ -585,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     measure(
                         server,
                         f"{count}_shared",
-                        lambda c=count, v=link: concurrently(bases, [v] * c, rounds, driver),
+                        lambda c=count, v=link: concurrently(bases, [v] * c, rounds, driver, pause),
                     )
                 )
             checked = [phases[-2].visits[0], phases[-1].visits[0]]

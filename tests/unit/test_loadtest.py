@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -54,6 +55,7 @@ def test_cli_defaults_and_the_makefiles_single_number():
     for wrong in (
         ["--sessions", "0"],
         ["--rounds", "0"],
+        ["--pause", "-1"],
         ["--sessions", "1", "2", "3", "4"],
         ["--new", "1"],
         ["--replicas", "0"],
@@ -214,11 +216,37 @@ def test_a_visit_records_its_times_and_problems_instead_of_raising(monkeypatch):
     assert failing.opened is None and failing.problems
 
 
+def test_a_reader_looks_at_a_view_before_changing_a_selection_and_the_look_is_not_timed(
+    monkeypatch,
+):
+    opened = snapshot(
+        control("kvhead", "0", ["0", "1"]),
+        params={"prompt": ["p"], "new": ["8"]},
+        actions=("kvhead",),
+    )
+    moved = snapshot(
+        control("kvhead", "1", ["0", "1"]),
+        params={"prompt": ["p"], "new": ["8"], "kvhead": ["1"]},
+        actions=("kvhead",),
+    )
+    answers, sent = [(200, opened), (200, moved)], []
+
+    def answer(self, body):
+        sent.append(time.perf_counter())
+        return answers.pop(0)
+
+    monkeypatch.setattr(AgentSession, "_post", answer)
+    view = lt.View("cache", {"prompt": "p", "new": "8"})
+    record = lt.visit("http://127.0.0.1:1", view, 2, driver="agent", pause=0.3)
+    assert record.problems == [] and len(record.moves) == 1
+    assert sent[1] - sent[0] >= 0.3 > record.moves[0]
+
+
 def test_sessions_start_together_keep_their_order_and_their_server(monkeypatch):
     lock = threading.Lock()
     arrived, seen_on_start, served = [], [], {}
 
-    def fake_visit(base, view, rounds, start, driver):
+    def fake_visit(base, view, rounds, start, driver, pause):
         with lock:
             arrived.append(view.page)
             served[view.page] = base
