@@ -23,7 +23,7 @@ import torch
 from transformers import DynamicCache
 
 from lib.models import LoadedModel
-from lib.trace import token_label
+from lib.trace import token_labels
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def steps(
             logits = out.logits[0, -1]
             token = choose(logits, generator)
             seconds = time.perf_counter() - start
-            label = token_label(lm.tokenizer, token)
+        label = token_labels(lm, [token])[0]
         computed = np.zeros((lm.model.config.num_hidden_layers, 2), dtype=np.int64)
         for layer, first, stop in calls:
             computed[layer] = (first, stop)

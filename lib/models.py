@@ -126,13 +126,17 @@ class ModelShape:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model shared by every session: calls into `model` or `tokenizer` must hold `lock`."""
+    """A model shared by every session: calls into `model` must hold `lock`, calls into
+    `tokenizer` `tokenizer_lock`. The tokenizer has a lock of its own so that a rerun which only
+    names tokens (a page model built from stored results) never waits for another reader's run
+    of the model; a thread that holds both takes `lock` first."""
 
     spec: ModelSpec
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerFast
     dtype: Dtype
     lock: threading.RLock = field(default_factory=threading.RLock, compare=False)
+    tokenizer_lock: threading.RLock = field(default_factory=threading.RLock, compare=False)
 
     def busy(self) -> bool:
         """Whether another thread is inside the model right now (this call never waits)."""

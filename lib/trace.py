@@ -77,18 +77,18 @@ def token_label(tokenizer: PreTrainedTokenizerFast, token_id: int) -> str:
 
 
 def token_labels(lm: LoadedModel, token_ids: Sequence[int]) -> tuple[str, ...]:
-    with lm.lock:
+    with lm.tokenizer_lock:
         return tuple(token_label(lm.tokenizer, int(i)) for i in token_ids)
 
 
 def decode_text(lm: LoadedModel, token_ids: Sequence[int]) -> str:
-    with lm.lock:
+    with lm.tokenizer_lock:
         return lm.tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
 
 def encode_prompt(lm: LoadedModel, text: str, max_tokens: int) -> EncodedPrompt:
     """Tokenize a prompt within the token budget; say so when it had to be cut."""
-    with lm.lock:
+    with lm.tokenizer_lock:
         ids = lm.tokenizer(text, add_special_tokens=False).input_ids
     notices: tuple[str, ...] = ()
     if len(ids) > max_tokens:

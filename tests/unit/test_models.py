@@ -71,3 +71,41 @@ def test_busy_tells_whether_another_thread_holds_the_model(tiny):
     release.set()
     worker.join()
     assert not tiny.busy()
+
+
+def test_naming_tokens_does_not_wait_for_another_readers_run_of_the_model(tiny):
+    """A page model built from stored results only names tokens: while another session runs
+    the model (its lock held for seconds), labels, text and prompts are still answered."""
+    import threading
+
+    from lib import trace
+
+    held, release = threading.Event(), threading.Event()
+
+    def run_model() -> None:
+        with tiny.lock:
+            held.set()
+            release.wait(10)
+
+    runner = threading.Thread(target=run_model)
+    runner.start()
+    held.wait(5)
+    answered = []
+    reader = threading.Thread(
+        target=lambda: answered.append(
+            (
+                trace.token_labels(tiny, [72, 105]),
+                trace.decode_text(tiny, [72, 105]),
+                trace.encode_prompt(tiny, "Hi", 16).ids,
+            )
+        )
+    )
+    reader.start()
+    reader.join(5)
+    finished_while_held = not reader.is_alive()
+    release.set()
+    runner.join()
+    reader.join()
+    assert finished_while_held and tiny.busy() is False
+    labels, text, ids = answered[0]
+    assert len(labels) == 2 and text and len(ids) == 2
