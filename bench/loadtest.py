@@ -57,12 +57,10 @@ import contextlib
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -75,7 +73,7 @@ from bench.common import report
 from bench.loadtest_agent import AgentSession, count_types, problems, selection_move
 from bench.loadtest_socket import SocketSession
 from lib import site
-from lib.serve import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_idle
+from lib.serve import CHROMIUM, CHROMIUM_ARGS, app_process, wait_idle
 
 DEFAULT_MODEL = "smollm2-135m"  # lib.models.DEFAULT_MODEL (not imported: it imports torch)
 DEFAULT_SESSIONS = (8, 32)
@@ -352,30 +350,10 @@ class Server:
 
     @contextlib.contextmanager
     def _process(self, log_path: Path, timeout: float) -> Iterator[tuple[str, int]]:
-        port = free_port()
-        command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
-        command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
-        command += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-        for option, value in AGENT_OPTIONS.items():
-            command += [f"--{option}", value]
         with log_path.open("w") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**os.environ, **self.env},
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-            base = f"http://127.0.0.1:{port}"
-            try:
-                wait_healthy(base, process, timeout)
+            started = app_process(self.env, AGENT_OPTIONS, log, timeout)
+            with started as (base, process):
                 yield base, process.pid
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
 
     def _watch(self, pids: list[int]) -> None:
         servers = [psutil.Process(pid) for pid in pids]
@@ -403,19 +381,6 @@ class Server:
         before = [sample for sample in self.samples if sample[0] < since]
         cpu_start = before[-1][2] if before else inside[0][2]
         return max(rss for _, rss, _ in inside), inside[-1][2] - cpu_start
-
-
-def wait_healthy(base: str, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
-                if answer.read().strip() == b"ok":
-                    return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the Streamlit server did not start") from None
-            time.sleep(0.3)
 
 
 @dataclass

@@ -12,9 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -38,38 +39,58 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str] | None = None, timeout: float = 120) -> Iterator[str]:
-    """Serve app.py on a free port until the block ends; yield its base URL."""
+def app_process(
+    env: Mapping[str, str] | None = None,
+    options: Mapping[str, str] | None = None,
+    stderr: IO[str] | int = subprocess.DEVNULL,
+    timeout: float = 120,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Serve app.py on a free port, with extra `--option value`s, until the block ends; yield
+    its base URL, once healthy, and its process."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
     command += ["--server.port", str(port), "--server.address", "127.0.0.1"]
     command += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    for option, value in (options or {}).items():
+        command += [f"--{option}", value]
     process = subprocess.Popen(
         command,
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
-                    if answer.read().strip() == b"ok":
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the Streamlit server did not start") from None
-                time.sleep(0.3)
-        yield base
+        wait_healthy(base, process, timeout)
+        yield base, process
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def streamlit_server(env: Mapping[str, str] | None = None, timeout: float = 120) -> Iterator[str]:
+    """Serve app.py on a free port until the block ends; yield its base URL."""
+    with app_process(env, timeout=timeout) as (base, _):
+        yield base
+
+
+def wait_healthy(base: str, process: subprocess.Popen, timeout: float) -> None:
+    """Return once the server answers its health check; raise if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
+                if answer.read().strip() == b"ok":
+                    return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the Streamlit server did not start") from None
+            time.sleep(0.3)
 
 
 def wait_idle(page, timeout: float = 120_000) -> None:

@@ -20,7 +20,7 @@ from lib.architectures import ARCHITECTURES, auto_cell, make_rule
 from lib.charts.architectures import node_roles
 from lib.stepping import Cell
 from lib.ui import resources
-from tests.app.conftest import open_menus
+from tests.app.menus import open_menus
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 PAGE = "views/architectures.py"

@@ -16,7 +16,7 @@ from transformers import LlamaForCausalLM
 from lib import cache_compare, export
 from lib.pages import cache as pages_cache
 from lib.ui import resources
-from tests.app.conftest import open_menus
+from tests.app.menus import open_menus
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 

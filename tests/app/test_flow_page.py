@@ -16,7 +16,7 @@ from transformers import LlamaForCausalLM, LlamaModel
 
 from lib import export
 from lib.charts.flow import SELECTION
-from tests.app.conftest import open_menus
+from tests.app.menus import open_menus
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 

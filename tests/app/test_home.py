@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import open_menus
+from tests.app.menus import open_menus
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 

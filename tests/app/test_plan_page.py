@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from lib import export, generate, lens, trace
 from lib.config import DEFAULT_PROMPT
 from lib.models import tiny_tokenizer
-from tests.app.conftest import open_menus
+from tests.app.menus import open_menus
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 PROMPT_TOKENS = len(tiny_tokenizer()(DEFAULT_PROMPT).input_ids)

@@ -2,24 +2,17 @@
 each is served whole (page, files, WebSocket) by its own replica, and both replicas share the
 results volume."""
 
-import socket
 import uuid
 
 import pytest
 
-from lib.serve import wait_idle
+from lib.serve import free_port, wait_idle
 from tests.container import docker
 
 pytestmark = pytest.mark.container
 
 LINK = "/cache?new=2"
 RESULTS = "/var/cache/kv-lens/results"  # $KV_LENS_CACHE/results in the image
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def computed_lines(log: str) -> list[str]:
