@@ -12,6 +12,7 @@ from tests.container import docker
 pytestmark = pytest.mark.container
 
 LINK = "/cache?new=2"
+CONCURRENT_LINK = "/cache?new=16"
 RESULTS = "/var/cache/kv-lens/results"  # $KV_LENS_CACHE/results in the image
 
 
@@ -20,24 +21,33 @@ def computed_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if "kv-lens: computed " in line]
 
 
-def open_session(browser, url: str) -> dict:
-    """Open `url` in a fresh browser context; return the context, and which replica (the
-    proxy's X-Upstream header) answered the page and each of its other requests."""
+def start_session(browser, url: str) -> dict:
+    """Load `url` in a fresh browser context (its script run goes on); return the context, and
+    which replica (the proxy's X-Upstream header) answered the page and each other request."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     upstreams: set[str | None] = set()
     page.on("response", lambda response: upstreams.add(response.headers.get("x-upstream")))
     answer = page.goto(url)
-    wait_idle(page, timeout=300_000)
-    page.locator("[data-testid='stMain']").get_by_text("2/2 tokens identical").first.wait_for()
-    assert page.locator("[data-testid='stException']").count() == 0
     return {
         "context": context,
         "page": page,
         "upstream": answer.headers.get("x-upstream"),
         "upstreams": upstreams,
-        "cookies": {c["name"] for c in context.cookies()},
     }
+
+
+def finish_session(session: dict, shown: str) -> dict:
+    """Wait for the session's view, which shows `shown`; note the session's cookies."""
+    page = session["page"]
+    wait_idle(page, timeout=300_000)
+    page.locator("[data-testid='stMain']").get_by_text(shown).first.wait_for()
+    assert page.locator("[data-testid='stException']").count() == 0
+    return session | {"cookies": {c["name"] for c in session["context"].cookies()}}
+
+
+def open_session(browser, url: str) -> dict:
+    return finish_session(start_session(browser, url), "2/2 tokens identical")
 
 
 def test_two_sessions_of_one_link_land_on_two_replicas_that_share_results(
@@ -92,6 +102,22 @@ def test_two_sessions_of_one_link_land_on_two_replicas_that_share_results(
         assert computed[served_first], f"{served_first} computed nothing:\n{logs[served_first]}"
         assert computed[served_second] == [], (
             f"{served_second} recomputed what {served_first} had stored: {computed[served_second]}"
+        )
+
+        # Two new visitors open a new link at the same moment, one on each replica: the first
+        # to ask claims each result in the volume, the other waits for it there. 16 tokens take
+        # seconds to compute, so the second session asks while the first computes.
+        at_once = [start_session(browser, f"{base}{CONCURRENT_LINK}") for _ in range(2)]
+        sessions += at_once
+        at_once = [finish_session(session, "When the cache pays") for session in at_once]
+        assert at_once[0]["upstream"] != at_once[1]["upstream"]
+        before = {r: len(computed[r]) for r in replicas}
+        logs = {r: docker.save_logs(r) for r in replicas}
+        assert "Traceback" not in "".join(logs.values())
+        new_lines = [line for r in replicas for line in computed_lines(logs[r])[before[r] :]]
+        digests = [line.split()[3] for line in new_lines]
+        assert new_lines and len(digests) == len(set(digests)), (
+            f"a result of the link was computed by both replicas: {new_lines}"
         )
     finally:
         for session in sessions:
