@@ -18,11 +18,12 @@ from __future__ import annotations
 import dataclasses
 import gc
 import hashlib
+import os
 import pickle
+import socket
 import sys
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -126,7 +127,6 @@ class DiskTier:
             str(folder), size_limit=budget_bytes, eviction_policy="least-recently-used"
         )
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kv-lens-disk")
-        self._holder = uuid.uuid4().hex  # this tier's name in the claims it holds
         self._held: set[str] = set()
         self._held_lock = threading.Lock()
         self._renewer: threading.Thread | None = None
@@ -140,7 +140,8 @@ class DiskTier:
     def claim(self, key: Hashable) -> bool:
         """Whether this process is the one to compute `key`: no live claim of another holds it."""
         name = claim_name(key)
-        if not self._cache.add(name, self._holder, expire=CLAIM_SECONDS):
+        holder = f"{socket.gethostname()}:{os.getpid()}"  # for a person reading the folder
+        if not self._cache.add(name, holder, expire=CLAIM_SECONDS):
             return False
         with self._held_lock:
             self._held.add(name)
@@ -159,11 +160,12 @@ class DiskTier:
         """The result of `key` once the process that claimed it has written it; None when its
         claim ends without one (it failed, or died and the claim expired)."""
         name = claim_name(key)
-        while True:
+        while name in self._cache:
             found = self.get(key)
-            if found is not None or name not in self._cache:
-                return found if found is not None else self.get(key)
+            if found is not None:
+                return found
             time.sleep(POLL_SECONDS)
+        return self.get(key)  # written just before the claim was dropped, or never
 
     def _drop(self, name: str) -> None:
         with self._held_lock:

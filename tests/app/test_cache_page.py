@@ -3,7 +3,6 @@
 import dataclasses
 import io
 import json
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +16,7 @@ from lib import cache_compare, export
 from lib.pages import cache as pages_cache
 from lib.ui import resources
 from tests.app.menus import open_menus
+from tests.holding import held_elsewhere
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -117,23 +117,10 @@ def test_a_selection_does_not_wait_for_another_readers_run_of_the_model(cache_pa
     selection on a stored view gets it at once (its page model only names tokens)."""
     at = cache_page(model="tiny-random", new="3")
     lm = resources._model("tiny-random", "float32")  # the one every session of the server uses
-    held, release = threading.Event(), threading.Event()
-
-    def another_readers_run() -> None:
-        with lm.lock:
-            held.set()
-            release.wait(60)
-
-    runner = threading.Thread(target=another_readers_run)
-    runner.start()
-    try:
-        held.wait(5)
+    with held_elsewhere(lm.lock):
         at.button_group(key="kvhead").set_value(1).run(timeout=20)
         assert lm.busy() and not at.exception
         assert "KV head 1" in texts(at)
-    finally:
-        release.set()
-        runner.join()
 
 
 def test_seeded_sampling_and_bfloat16_keep_a_verdict(cache_page, forwards):

@@ -1,7 +1,10 @@
+import threading
+
 import pytest
 import torch
 
-from lib import models
+from lib import models, trace
+from tests.holding import held_elsewhere
 
 
 def test_registry_has_the_default_and_the_tiny_model():
@@ -54,58 +57,27 @@ def test_a_missing_local_folder_gives_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_busy_tells_whether_another_thread_holds_the_model(tiny):
-    import threading
-
     assert not tiny.busy()
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with tiny.lock:
-            held.set()
-            release.wait(5)
-
-    worker = threading.Thread(target=hold)
-    worker.start()
-    held.wait(5)
-    assert tiny.busy()
-    release.set()
-    worker.join()
+    with held_elsewhere(tiny.lock):
+        assert tiny.busy()
     assert not tiny.busy()
 
 
 def test_naming_tokens_does_not_wait_for_another_readers_run_of_the_model(tiny):
     """A page model built from stored results only names tokens: while another session runs
     the model (its lock held for seconds), labels, text and prompts are still answered."""
-    import threading
-
-    from lib import trace
-
-    held, release = threading.Event(), threading.Event()
-
-    def run_model() -> None:
-        with tiny.lock:
-            held.set()
-            release.wait(10)
-
-    runner = threading.Thread(target=run_model)
-    runner.start()
-    held.wait(5)
     answered = []
-    reader = threading.Thread(
-        target=lambda: answered.append(
-            (
-                trace.token_labels(tiny, [72, 105]),
-                trace.decode_text(tiny, [72, 105]),
-                trace.encode_prompt(tiny, "Hi", 16).ids,
-            )
+
+    def name_tokens() -> None:
+        labels = trace.token_labels(tiny, [72, 105])
+        answered.append(
+            (labels, trace.decode_text(tiny, [72, 105]), trace.encode_prompt(tiny, "Hi", 16).ids)
         )
-    )
-    reader.start()
-    reader.join(5)
-    finished_while_held = not reader.is_alive()
-    release.set()
-    runner.join()
-    reader.join()
-    assert finished_while_held and tiny.busy() is False
+
+    with held_elsewhere(tiny.lock):
+        reader = threading.Thread(target=name_tokens)
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive(), "naming tokens waited for the model"
     labels, text, ids = answered[0]
     assert len(labels) == 2 and text and len(ids) == 2

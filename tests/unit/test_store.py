@@ -53,41 +53,6 @@ def test_a_result_larger_than_the_budget_is_returned_but_not_kept():
     assert big.shape == (10_000,) and store.get("big") is None and store.use().used_bytes == 0
 
 
-def test_sessions_asking_for_one_key_at_once_share_one_computation():
-    store = ResultStore(budget_bytes=1 << 20)
-    calls = []
-
-    def slow() -> str:
-        calls.append(1)
-        time.sleep(0.3)
-        return "result"
-
-    results = []
-    threads = [
-        threading.Thread(target=lambda: results.append(store.compute("k", slow))) for _ in range(4)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == ["result"] * 4 and len(calls) == 1
-
-
-def test_results_on_disk_serve_another_process_and_survive_a_restart(tmp_path):
-    """Two stores on one folder stand for two replicas (or a server before and after a
-    restart): what one computed, the other reads without computing."""
-    key = ("trace", "tiny-random", "float32", (1, 2, 3))
-    first = ResultStore(1 << 20, DiskTier(tmp_path, 1 << 24))
-    value = first.compute(key, lambda: np.arange(1000.0))
-    first.disk.flush()
-    second = ResultStore(1 << 20, DiskTier(tmp_path, 1 << 24))
-    made = []
-    again = second.compute(key, lambda: made.append(1) or np.zeros(1))
-    np.testing.assert_array_equal(again, value)
-    assert made == []
-    assert second.get(key) is not None  # now in memory too
-
-
 def _at_once(*calls):
     """Run the calls in threads started together; their results in order."""
     results = [None] * len(calls)
@@ -103,6 +68,34 @@ def _at_once(*calls):
     for thread in threads:
         thread.join()
     return results
+
+
+def test_sessions_asking_for_one_key_at_once_share_one_computation():
+    store = ResultStore(budget_bytes=1 << 20)
+    calls = []
+
+    def slow() -> str:
+        calls.append(1)
+        time.sleep(0.3)
+        return "result"
+
+    assert _at_once(*[partial(store.compute, "k", slow)] * 4) == ["result"] * 4
+    assert len(calls) == 1
+
+
+def test_results_on_disk_serve_another_process_and_survive_a_restart(tmp_path):
+    """Two stores on one folder stand for two replicas (or a server before and after a
+    restart): what one computed, the other reads without computing."""
+    key = ("trace", "tiny-random", "float32", (1, 2, 3))
+    first = ResultStore(1 << 20, DiskTier(tmp_path, 1 << 24))
+    value = first.compute(key, lambda: np.arange(1000.0))
+    first.disk.flush()
+    second = ResultStore(1 << 20, DiskTier(tmp_path, 1 << 24))
+    made = []
+    again = second.compute(key, lambda: made.append(1) or np.zeros(1))
+    np.testing.assert_array_equal(again, value)
+    assert made == []
+    assert second.get(key) is not None  # now in memory too
 
 
 def test_two_processes_asking_for_one_key_at_once_compute_it_once(tmp_path):
@@ -123,7 +116,8 @@ def test_two_processes_asking_for_one_key_at_once_compute_it_once(tmp_path):
     assert len(calls) == 1 and len(waits) == 1
     for result in results:
         np.testing.assert_array_equal(result, np.arange(10.0))
-    assert claim_name(key) not in diskcache.Cache(str(tmp_path))  # released after the write
+    stores[0].disk.flush()  # the claim is dropped after the result's write, in the background
+    assert claim_name(key) not in diskcache.Cache(str(tmp_path))
 
 
 def test_a_claim_lives_while_its_computation_runs_and_a_dead_one_expires(tmp_path, monkeypatch):
@@ -156,6 +150,7 @@ def test_a_failed_computation_releases_its_claim(tmp_path):
     with pytest.raises(RuntimeError):
         first.compute("key", fail)
     first.disk.flush()
+    assert claim_name("key") not in diskcache.Cache(str(tmp_path))  # else the next one waits
     assert second.compute("key", lambda: "second try") == "second try"
 
 
